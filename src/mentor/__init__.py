@@ -1,0 +1,26 @@
+"""Mentor: teacher-student knowledge learning on PyTorch.
+
+The public API, re-exported explicitly::
+
+    import mentor
+    data = mentor.data.load("digits", validation=0.1, seed=0)
+    objective = mentor.knowledge.create("kd", temperature=4.0, alpha=0.9)
+    result = mentor.distill(teacher, student, data, objective, epochs=20)
+    print(result.table())
+"""
+
+from mentor import data, engine, knowledge, losses, models, recipes, schemes, teachers
+from mentor import losses as terms
+from mentor.batch import Batch, Outputs
+from mentor.errors import MentorError
+from mentor.losses import Objective
+from mentor.pipelines import distill, train
+from mentor.taps import Taps
+from mentor.teachers import FrozenTeacher
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Taps", "data", "distill", "engine",
+    "knowledge", "losses", "models", "recipes", "schemes", "teachers", "terms", "train", "__version__",
+]

@@ -1,0 +1,41 @@
+"""The ``mentor`` command. One file per command in this package, each with an ``add_parser``.
+
+Every user mistake prints one line ``mentor: error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from mentor.cli import listing, run
+from mentor.errors import MentorError
+
+EXIT_USAGE = 2
+COMMANDS = (run, listing)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="mentor", description="Teacher-student knowledge learning.")
+    commands = main.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except MentorError as error:
+        print(f"mentor: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mentor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

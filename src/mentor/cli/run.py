@@ -1,0 +1,68 @@
+"""`mentor run RECIPE`: run a recipe into a run directory and print the results table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from mentor.errors import MentorError
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run a recipe (a built-in name or a YAML file)")
+    run.add_argument("recipe", help="built-in recipe name (see `mentor recipes`) or path to a YAML recipe")
+    run.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=5")
+    run.add_argument("--force", action="store_true", help="replace an existing run directory")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(handler=command_run)
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise MentorError(f"run directory {str(out)!r} already exists; choose another --out or pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _default_out(name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / f"{name}-{stamp}"
+    index = 1
+    while out.exists():
+        index += 1
+        out = Path("runs") / f"{name}-{stamp}-{index}"
+    return out
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from mentor.engine import MetricsLog
+    from mentor.pipelines.distill import check, run
+    from mentor.recipes import load_recipe
+    from mentor.recipes.build import build_job
+
+    recipe = load_recipe(args.recipe, args.set)
+    job = build_job(recipe, progress=not args.quiet and sys.stderr.isatty())
+    check(job)  # every mistake surfaces here, before anything is written
+    out = Path(args.out) if args.out else _default_out(recipe.name)
+    _prepare_out(out, args.force)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
+    started = time.perf_counter()
+    result = run(job, out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True))
+    elapsed = time.perf_counter() - started
+    summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print()
+    print(result.table())
+    print(f"\n{elapsed:.1f} s; run directory: {out}")
+    return 0
+
+

@@ -1,0 +1,79 @@
+"""In-memory datasets and the train/validation/test bundle handed to training code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mentor.errors import MentorError
+
+
+@dataclass
+class ArrayDataset:
+    """A dataset held in memory as two tensors.
+
+    Attributes:
+        inputs: ``float32`` samples, ``(N, C, H, W)`` for images or ``(N, D)`` for vectors.
+        targets: ``int64`` class labels of shape ``(N,)`` (floating point for regression sets).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.inputs.shape[0] != self.targets.shape[0]:
+            raise MentorError(f"inputs and targets differ in length: {self.inputs.shape[0]} inputs "
+                              f"vs {self.targets.shape[0]} targets")
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def subset(self, indices: torch.Tensor) -> ArrayDataset:
+        """The samples at ``indices`` (a 1-D integer tensor), in that order, as a new dataset."""
+        indices = indices.to(device=self.inputs.device, dtype=torch.long)
+        return ArrayDataset(self.inputs.index_select(0, indices), self.targets.index_select(0, indices))
+
+    def to(self, device: torch.device | str) -> ArrayDataset:
+        """A copy with both tensors on ``device`` (so batches are sliced there directly)."""
+        return ArrayDataset(self.inputs.to(device), self.targets.to(device))
+
+
+@dataclass
+class Splits:
+    """A dataset split into train, optional validation, and test parts.
+
+    Attributes:
+        name: The dataset name (registry name, or the directory for user folders).
+        train: Training samples.
+        validation: Samples carved out of the training part, or ``None`` when ``validation=0``.
+        test: The held-out test samples.
+        num_classes: Number of classes ``K``; labels are ``0..K-1``.
+        input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
+        mean: Per-channel mean subtracted from the inputs (``None`` when not normalized).
+        std: Per-channel standard deviation the inputs were divided by (``None`` when not normalized).
+    """
+
+    name: str
+    train: ArrayDataset
+    validation: ArrayDataset | None
+    test: ArrayDataset
+    num_classes: int
+    input_shape: tuple[int, ...]
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+
+
+@dataclass
+class RawData:
+    """What a registered loader returns: the official train part and, when there is one, test part.
+
+    Inputs are already ``float32`` in their final layout; targets are ``int64``. ``test_inputs`` and
+    ``test_targets`` are ``None`` for datasets without an official test split.
+    """
+
+    train_inputs: torch.Tensor
+    train_targets: torch.Tensor
+    test_inputs: torch.Tensor | None
+    test_targets: torch.Tensor | None
+    num_classes: int

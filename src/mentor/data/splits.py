@@ -1,0 +1,113 @@
+"""Seeded, stratified splitting and training-set normalization."""
+
+from __future__ import annotations
+
+import torch
+
+from mentor.data.dataset import ArrayDataset, RawData, Splits
+from mentor.errors import MentorError
+
+TEST_FRACTION = 0.25
+"""Share of the samples held out as test set for datasets without an official test split."""
+
+TEST_SEED = 1_000_003
+"""Fixed seed of that test split: it never depends on the user's ``seed``."""
+
+
+def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split sample indices into a kept part and a held-out part with the same class proportions.
+
+    The held-out part has ``round(fraction * N)`` samples (at least one when ``fraction > 0``),
+    shared among classes by largest remainder; within each class the samples are chosen by a
+    permutation drawn from ``seed``.
+
+    Args:
+        targets: Class label per sample, shape ``(N,)``.
+        fraction: Share of samples to hold out, in ``[0, 1)``.
+        seed: Seed of the permutation.
+
+    Returns:
+        ``(kept, held)``: two sorted ``int64`` index tensors that together cover ``0..N-1``.
+    """
+    n = int(targets.shape[0])
+    n_held = round(fraction * n)
+    if fraction > 0 and n_held == 0 and n > 1:
+        n_held = 1
+    if n_held >= n:
+        raise MentorError(f"a split of fraction {fraction} leaves no samples out of {n}; use a smaller fraction")
+    _, labels, counts = torch.unique(targets.cpu(), return_inverse=True, return_counts=True)
+    # Per-class quotas: floor of the exact share, then the rest to the largest remainders.
+    exact = counts.to(torch.float64) * fraction
+    quota = exact.floor().to(torch.long)
+    remainder = exact - quota
+    remainder[quota >= counts] = -1.0
+    order = torch.argsort(remainder, descending=True, stable=True)
+    quota[order[: n_held - int(quota.sum())]] += 1
+    # Group a seeded permutation by class; the first `quota` of each group are held out.
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=generator)
+    grouped = perm[torch.argsort(labels[perm], stable=True)]
+    starts = torch.cumsum(counts, 0) - counts
+    group_labels = labels[grouped]
+    rank = torch.arange(n) - starts[group_labels]
+    held_mask = torch.zeros(n, dtype=torch.bool)
+    held_mask[grouped[rank < quota[group_labels]]] = True
+    return torch.nonzero(~held_mask).flatten(), torch.nonzero(held_mask).flatten()
+
+
+def channel_stats(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation per channel (axis 1), over all samples and positions.
+
+    For ``(N, D)`` vectors every feature counts as one channel. A constant channel gets std 1 so that
+    dividing by it is harmless.
+    """
+    dims = [0, *range(2, inputs.ndim)]
+    std, mean = torch.std_mean(inputs, dim=dims, correction=0)
+    std = torch.where(std < 1e-6, torch.ones_like(std), std)
+    return mean, std
+
+
+def _standardize(data: ArrayDataset, mean: torch.Tensor, std: torch.Tensor) -> None:
+    # In place: the tensors are fresh copies owned by this split, and a new 200 MB buffer costs more
+    # in page faults than the arithmetic itself.
+    shape = (1, -1) + (1,) * (data.inputs.ndim - 2)
+    data.inputs.sub_(mean.view(shape)).div_(std.view(shape))
+
+
+def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit: int | None,
+                 normalize: bool) -> Splits:
+    """Turn a loader's raw arrays into :class:`Splits`.
+
+    Order of operations: take the official test split, or a fixed stratified 25 % one; apply
+    ``limit`` (the first ``limit`` samples of the training part and of the test part); carve the
+    stratified ``validation`` fraction from the (limited) training part with ``seed``; standardize
+    every split with per-channel statistics of the final training split.
+
+    Raises:
+        MentorError: For ``validation`` outside ``[0, 1)`` or ``limit`` below 1.
+    """
+    if not 0.0 <= validation < 1.0:
+        raise MentorError(f"validation must be a fraction in [0, 1) (0 = no validation split); got {validation}")
+    if limit is not None and limit < 1:
+        raise MentorError(f"limit must be a positive number of samples (or None for all); got {limit}")
+    train = ArrayDataset(raw.train_inputs, raw.train_targets)
+    if raw.test_inputs is None or raw.test_targets is None:
+        kept, held = stratified_split(train.targets, TEST_FRACTION, TEST_SEED)
+        train, test = train.subset(kept), train.subset(held)
+    else:
+        test = ArrayDataset(raw.test_inputs, raw.test_targets)
+    if limit is not None:
+        train = ArrayDataset(train.inputs[:limit], train.targets[:limit])
+        test = ArrayDataset(test.inputs[:limit], test.targets[:limit])
+    val: ArrayDataset | None = None
+    if validation > 0:
+        kept, held = stratified_split(train.targets, validation, seed)
+        train, val = train.subset(kept), train.subset(held)
+    mean = std = None
+    if normalize:
+        mean, std = channel_stats(train.inputs)
+        for part in (train, val, test):
+            if part is not None:
+                _standardize(part, mean, std)
+    return Splits(name=name, train=train, validation=val, test=test, num_classes=raw.num_classes,
+                  input_shape=tuple(train.inputs.shape[1:]), mean=mean, std=std)

@@ -1,0 +1,12 @@
+"""The loop's mechanics: fit loop, evaluation, checkpoints, optimizers, seeding, metrics."""
+
+from mentor.engine.evaluate import evaluate, latency, predict
+from mentor.engine.loop import FitResult, FitSettings, fit
+from mentor.engine.metrics import MetricsLog
+from mentor.engine.optim import OptimizerSettings, SchedulerSettings
+from mentor.engine.seed import seed_everything
+
+__all__ = [
+    "FitResult", "FitSettings", "MetricsLog", "OptimizerSettings", "SchedulerSettings",
+    "evaluate", "fit", "latency", "predict", "seed_everything",
+]

@@ -1,0 +1,50 @@
+"""Evaluation of a classifier on an in-memory dataset."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mentor.data import ArrayDataset, BatchIterator
+
+
+def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
+    """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the mode is restored after)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return torch.cat([model(inputs) for inputs, _ in BatchIterator(dataset, batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on ``dataset``."""
+    logits = predict(model, dataset, batch_size)
+    targets = dataset.targets
+    return {
+        "accuracy": float((logits.argmax(dim=1) == targets).float().mean()),
+        "loss": float(F.cross_entropy(logits, targets)),
+    }
+
+
+def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall time in milliseconds of one eval-mode forward pass on the batch ``inputs``."""
+    was_training = model.training
+    model.eval()
+    times = []
+    try:
+        with torch.inference_mode():
+            for index in range(warmup + repeats):
+                start = time.perf_counter()
+                model(inputs)
+                if index >= warmup:
+                    times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    times.sort()
+    return 1000.0 * times[len(times) // 2]

@@ -1,0 +1,37 @@
+"""Metrics written as JSON lines, one record per epoch (and per event), flushed as they come."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Append-only JSONL file; ``None`` path keeps records in memory only."""
+
+    def __init__(self, path: Path | None = None, **fields: Any) -> None:
+        self.path = path
+        self.fields = fields
+        self.records: list[dict[str, Any]] = []
+
+    def bind(self, **fields: Any) -> MetricsLog:
+        """A log writing to the same file with extra fixed fields (``run="student"``)."""
+        child = MetricsLog(self.path, **{**self.fields, **fields})
+        child.records = self.records
+        return child
+
+    def write(self, **values: Any) -> dict[str, Any]:
+        record = {**self.fields, **values}
+        self.records.append(record)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(json.dumps(record, sort_keys=False) + "\n")
+        return record
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """All records of a metrics file."""
+    with path.open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]

@@ -1,0 +1,101 @@
+"""Knowledge construction (survey §3.1): the registry of methods and how one is created by name.
+
+A method is a function registered under its paper's name that takes the method's parameters and
+returns what to optimize: an :class:`~mentor.losses.Objective`, or a list of :class:`Stage` s for
+methods trained in several phases (FitNets' hint pre-training, then distillation).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import pydantic
+
+from mentor.errors import MentorError, nearest
+from mentor.losses.objective import Objective
+from mentor.registry import Registry
+
+
+@dataclass
+class Stage:
+    """One phase of training.
+
+    Attributes:
+        name: shown in logs and metrics ("hint", "distill").
+        objective: what this phase minimizes; its adapters are stepped with the student.
+        epochs: length of the phase; ``None`` takes the epochs left of the run.
+    """
+
+    name: str
+    objective: Objective
+    epochs: int | None = None
+
+
+Plan = Union[Objective, list[Stage]]
+Method = Callable[..., Plan]
+
+KNOWLEDGE: Registry[Method] = Registry("knowledge method")
+
+
+def register(name: str, paper: str) -> Callable[[Method], Method]:
+    """Register a method under ``name``; ``paper`` is the citation shown by ``mentor list knowledge``."""
+    return KNOWLEDGE.register(name, paper)
+
+
+def parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The parameters a method accepts, by name."""
+    return dict(inspect.signature(KNOWLEDGE.get(name)).parameters)
+
+
+def create(name: str, **params: Any) -> Plan:
+    """Create a registered method with validated parameters.
+
+    Unknown parameter names list the nearest valid ones; wrong types and out-of-range values raise a
+    :class:`MentorError` that names the parameter, what is allowed and what was received.
+    """
+    method = KNOWLEDGE.get(name)
+    valid = parameters(name)
+    for key in params:
+        if key not in valid:
+            close = nearest(key, valid)
+            hint = f"; nearest: {', '.join(close)}" if close else ""
+            raise MentorError(
+                f"unknown parameter {key!r} of knowledge method {name!r}{hint} (valid: {', '.join(valid) or 'none'})"
+            )
+    try:
+        return pydantic.validate_call(method)(**params)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise MentorError(
+            f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
+        ) from None
+
+
+def as_stages(plan: Plan, name: str = "train") -> list[Stage]:
+    """A single objective becomes one stage that runs for all epochs."""
+    return [Stage(name, plan)] if isinstance(plan, Objective) else list(plan)
+
+
+def combine(plans: Sequence[Plan]) -> Plan:
+    """Merge several single-stage methods into one Objective (e.g. kd + at).
+
+    Terms that occur in several methods under the same name are kept once when they are the
+    hard-label cross-entropy; any other clash raises.
+    """
+    if len(plans) == 1:
+        return plans[0]
+    terms: dict[str, Any] = {}
+    for plan in plans:
+        if not isinstance(plan, Objective):
+            raise MentorError("only single-stage methods can be combined; run multi-stage methods alone")
+        for term in plan:
+            if term.name in terms:
+                if term.name == "ce":
+                    continue
+                raise MentorError(f"two combined methods both define the term {term.name!r}; combine them by hand")
+            terms[term.name] = term
+    return Objective(*terms.values())

@@ -1,0 +1,101 @@
+"""The model factory: a registered name, a ``package.module:callable`` factory, or an ``nn.Module``."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from torch import nn
+
+from mentor.errors import MentorError, nearest
+from mentor.models.cnn import CNN
+from mentor.models.mlp import MLP
+from mentor.registry import Registry
+
+Builder = Callable[..., nn.Module]
+MODELS: Registry[Builder] = Registry("model")
+
+_SIZES: dict[str, tuple[type[nn.Module], dict[str, Any], str]] = {
+    "mlp-tiny": (MLP, {"hidden": (16,)}, "MLP, one hidden layer of 16"),
+    "mlp-small": (MLP, {"hidden": (64,)}, "MLP, one hidden layer of 64"),
+    "mlp-medium": (MLP, {"hidden": (256, 256)}, "MLP, two hidden layers of 256"),
+    "mlp-large": (MLP, {"hidden": (1024, 1024)}, "MLP, two hidden layers of 1024"),
+    "mlp-hinton-teacher": (MLP, {"hidden": (1200, 1200), "dropout": 0.5}, "MLP 1200-1200 with dropout (Hinton 2015)"),
+    "mlp-hinton-student": (MLP, {"hidden": (800, 800)}, "MLP 800-800 (Hinton 2015)"),
+    "cnn-tiny": (CNN, {"channels": (4, 8)}, "CNN, 2 stages of 4-8 channels"),
+    "cnn-small": (CNN, {"channels": (16, 32)}, "CNN, 2 stages of 16-32 channels"),
+    "cnn-medium": (CNN, {"channels": (32, 64, 128)}, "CNN, 3 stages of 32-64-128 channels"),
+    "cnn-large": (CNN, {"channels": (64, 128, 256), "depth": 2}, "CNN, 3 stages of 2 convs, 64-128-256 channels"),
+}
+for _name, (_cls, _defaults, _summary) in _SIZES.items():
+    MODELS.register(_name, _summary)(partial(_cls, **_defaults))
+MODELS.register("mlp", "MLP with chosen hidden widths (hidden: [...], dropout)")(MLP)
+MODELS.register("cnn", "CNN with chosen stage widths (channels: [...], depth, dropout)")(CNN)
+
+
+def _import_factory(spec: str) -> Builder:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise MentorError(f"cannot import model factory module {module_name!r} from {spec!r}: {error}") from None
+    if not hasattr(module, attribute):
+        names = [name for name in dir(module) if not name.startswith("_")]
+        close = nearest(attribute, names)
+        hint = f"; nearest: {', '.join(close)}" if close else ""
+        raise MentorError(f"module {module_name!r} has no callable {attribute!r}{hint}")
+    factory = getattr(module, attribute)
+    if not callable(factory):
+        raise MentorError(f"{spec!r} is not callable; name a function or class that returns an nn.Module")
+    return factory
+
+
+def _call(builder: Builder, spec: str, num_classes: int, input_shape: Sequence[int], options: dict[str, Any]) -> nn.Module:
+    """Call ``builder`` with the options it accepts, passing num_classes / input_shape where it takes them."""
+    target = builder.func if isinstance(builder, partial) else builder
+    signature = inspect.signature(target)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for key in options:
+        if key not in signature.parameters and not accepts_any:
+            valid = [n for n in signature.parameters if n not in ("num_classes", "input_shape")]
+            raise MentorError(f"unknown option {key!r} of model {spec!r} (valid: {', '.join(valid) or 'none'})")
+    arguments = dict(options)
+    for key, value in (("num_classes", num_classes), ("input_shape", tuple(input_shape))):
+        if key in signature.parameters or accepts_any:
+            arguments.setdefault(key, value)
+    try:
+        model = builder(**arguments)
+    except TypeError as error:
+        raise MentorError(f"model {spec!r} could not be built with {sorted(arguments)}: {error}") from None
+    if not isinstance(model, nn.Module):
+        raise MentorError(f"model factory {spec!r} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def create(
+    spec: str | nn.Module, num_classes: int = 10, input_shape: Sequence[int] = (1, 28, 28), **options: Any
+) -> nn.Module:
+    """Build a model.
+
+    Args:
+        spec: a registered name (``mentor list models``), ``"package.module:callable"`` (called with the
+            options, plus ``num_classes``/``input_shape`` if it accepts them), or an ``nn.Module``
+            (returned as it is).
+        num_classes: output width.
+        input_shape: per-sample input shape.
+        **options: constructor options (``hidden=[128]``, ``channels=[8, 16]``, ``dropout=0.2``...).
+    """
+    if isinstance(spec, nn.Module):
+        return spec
+    if not isinstance(spec, str):
+        raise MentorError(f"a model must be a name, 'package.module:callable' or an nn.Module; got {type(spec).__name__}")
+    builder = _import_factory(spec) if ":" in spec else MODELS.get(spec)
+    return _call(builder, spec, num_classes, input_shape, options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model`` (trainable or not)."""
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -1,0 +1,65 @@
+"""Building objects from a recipe: data, models, knowledge and training settings -> a checked Job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from mentor import data as datasets
+from mentor import knowledge
+from mentor.engine import FitSettings, OptimizerSettings, SchedulerSettings
+from mentor.knowledge import Plan
+from mentor.models import create
+from mentor.pipelines.distill import Job
+from mentor.recipes import schema
+
+
+def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
+    """The loop's settings from a recipe's ``train`` section."""
+    return FitSettings(
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        optimizer=OptimizerSettings(**train.optimizer.model_dump()),
+        scheduler=SchedulerSettings(**train.scheduler.model_dump()),
+        clip_grad_norm=train.clip_grad_norm,
+        progress=progress,
+        augment=datasets.Jitter(train.jitter) if train.jitter else None,
+    )
+
+
+def build_plan(items: list[schema.Knowledge]) -> Plan:
+    """One method, or several single-stage methods combined into one objective."""
+    return knowledge.combine([knowledge.create(item.method, **item.params) for item in items])
+
+
+def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
+    """A :class:`Job` whose factories build fresh models and data for each seed."""
+    spec = recipe.data
+    first = datasets.load(spec.name, validation=spec.validation, seed=recipe.seeds[0], root=spec.root,
+                          limit=spec.limit, normalize=spec.normalize)
+    num_classes, input_shape = first.num_classes, first.input_shape
+
+    def load_data(seed: int) -> datasets.Splits:
+        if seed == recipe.seeds[0]:
+            return first
+        return datasets.load(spec.name, validation=spec.validation, seed=seed, root=spec.root, limit=spec.limit,
+                             normalize=spec.normalize)
+
+    def model(section: schema.Model) -> nn.Module:
+        return create(section.model, num_classes, input_shape, **section.options)
+
+    teacher = recipe.teacher
+    return Job(
+        name=recipe.name,
+        seeds=list(recipe.seeds),
+        load_data=load_data,
+        teacher=lambda: model(teacher),
+        teacher_checkpoint=Path(teacher.checkpoint) if teacher.checkpoint else None,
+        teacher_settings=fit_settings(teacher.train or recipe.train, progress),
+        student=lambda: model(recipe.student),
+        plan=lambda: build_plan(recipe.knowledge),
+        settings=fit_settings(recipe.train, progress),
+        student_alone=recipe.compare.student_alone,
+        latency_batch=recipe.latency_batch,
+    )

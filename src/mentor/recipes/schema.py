@@ -1,0 +1,87 @@
+"""The recipe schema: every key of a recipe file, typed and validated (unknown keys are errors).
+
+A recipe maps one to one onto the Python API: ``data`` -> :func:`mentor.data.load`, ``teacher`` /
+``student`` -> :func:`mentor.models.create`, ``knowledge`` -> :func:`mentor.knowledge.create`,
+``train`` -> :class:`mentor.engine.FitSettings`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are rejected, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Data(Section):
+    name: str = Field("digits", description="dataset name (`mentor list datasets`) or a directory of IDX/NumPy files")
+    root: str | None = Field(None, description="directory holding the dataset's files (overrides the default place)")
+    validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training set held out for validation")
+    limit: int | None = Field(None, gt=0, description="keep only this many training and test samples (quick runs)")
+    normalize: bool = Field(True, description="standardize inputs with the training set's per-channel mean and std")
+
+
+class Optimizer(Section):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    nesterov: bool = False
+
+
+class Scheduler(Section):
+    name: Literal["constant", "cosine", "step", "multistep"] = "constant"
+    step_size: int = Field(30, gt=0)
+    milestones: list[int] = Field(default_factory=list)
+    gamma: float = Field(0.1, gt=0.0)
+
+
+class Train(Section):
+    epochs: int = Field(10, gt=0, description="epochs of training (all stages together)")
+    batch_size: int = Field(64, gt=0)
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
+    clip_grad_norm: float | None = Field(None, gt=0.0, description="clip the global gradient norm to this value")
+    jitter: int = Field(0, ge=0, description="random translation of input images by up to this many pixels")
+
+
+class Model(Section):
+    model: str = Field(description="registered model name (`mentor list models`) or 'package.module:callable'")
+    options: dict[str, Any] = Field(default_factory=dict, description="constructor options, e.g. {hidden: [128]}")
+
+
+class Teacher(Model):
+    checkpoint: str | None = Field(None, description="load trained weights from this file instead of training")
+    train: Train | None = Field(None, description="how to train the teacher (defaults to the recipe's train section)")
+
+
+class Knowledge(Section):
+    method: str = Field(description="knowledge method (`mentor list knowledge`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters")
+
+
+class Compare(Section):
+    student_alone: bool = Field(True, description="also train the student without a teacher, as the baseline")
+
+
+class Recipe(Section):
+    name: str = "recipe"
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="one full run per seed")
+    data: Data = Field(default_factory=Data)
+    teacher: Teacher
+    student: Model
+    knowledge: list[Knowledge] = Field(min_length=1, description="one method, or several combined into one objective")
+    train: Train = Field(default_factory=Train)
+    compare: Compare = Field(default_factory=Compare)
+    latency_batch: int = Field(256, gt=0, description="batch size of the inference latency measurement")
+
+    @field_validator("knowledge", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value

@@ -1,0 +1,55 @@
+"""Learning schemes (survey §5): who teaches whom, and whose parameters step.
+
+A scheme is the only place with training-step logic. The engine's loop calls :meth:`Scheme.loss` on
+each batch, back-propagates the total and steps one optimizer per entry of :meth:`Scheme.optimized`;
+it knows nothing of teachers, students or peers. Offline, online and self-learning schemes differ
+only in what they put in these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from torch import nn
+
+from mentor.batch import Batch
+from mentor.losses.objective import LossOutput
+from mentor.registry import Registry
+
+SCHEMES: Registry[Callable[..., "Scheme"]] = Registry("scheme")
+
+
+class Scheme(nn.Module):
+    """Base class of learning schemes."""
+
+    def setup(self, batch: Batch) -> None:
+        """Prepare with one sample batch before training (bind objectives, build adapters)."""
+
+    def trained(self) -> dict[str, nn.Module]:
+        """Modules whose parameters step, by name: checkpointed, put in train mode, wrapped for DDP."""
+        raise NotImplementedError
+
+    def optimized(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups, each stepped by its own optimizer (default: one group of everything trained)."""
+        return {"main": [p for module in self.trained().values() for p in module.parameters() if p.requires_grad]}
+
+    def predictors(self) -> dict[str, nn.Module]:
+        """Models evaluated after each epoch, by name; the first is the one selected on validation."""
+        raise NotImplementedError
+
+    def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
+        """The loss of one training step (its ``total`` is back-propagated)."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (EMA teachers, memory banks)."""
+
+    def train(self, mode: bool = True) -> "Scheme":
+        """Switch the trained modules only; teachers keep their own mode."""
+        self.training = mode
+        for module in self.trained().values():
+            module.train(mode)
+        return self
+
+    def modules_trained(self) -> Iterator[nn.Module]:
+        yield from self.trained().values()

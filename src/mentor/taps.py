@@ -1,0 +1,105 @@
+"""Capture intermediate tensors of any ``nn.Module`` by module path, without editing the model.
+
+A :class:`Taps` is a context manager that installs forward hooks on the named submodules and removes
+them on exit, whatever happens inside. Paths are the dotted names of ``model.named_modules()``
+(``"features.3"``, ``"layer4.1.conv2"``); a path that is not in the model fails when the tap is built,
+naming the nearest valid paths.
+
+Example:
+    >>> with Taps(model, ["features.3"]) as taps:
+    ...     logits = model(x)
+    >>> taps["features.3"].shape
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from mentor.errors import MentorError, nearest
+
+Where = Literal["output", "input"]
+
+
+def resolve(model: nn.Module, path: str, role: str = "model") -> nn.Module:
+    """The submodule of ``model`` at ``path``; a :class:`MentorError` with the nearest paths otherwise."""
+    modules = dict(model.named_modules())
+    if path in modules and path != "":
+        return modules[path]
+    names = [name for name in modules if name]
+    close = nearest(path, names)
+    hint = f"; nearest: {', '.join(close)}" if close else ""
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    raise MentorError(f"unknown module path {path!r} in {role}{hint} (paths: {shown})")
+
+
+def _first_tensor(value: object) -> torch.Tensor:
+    """The tensor a hook captured: the value itself or the first tensor of a tuple/list."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise MentorError(f"a tapped module returned {type(value).__name__}, not a tensor; tap a module that returns one")
+
+
+class Taps:
+    """Record the output (or input) of submodules by path while the context is open.
+
+    Args:
+        model: any ``nn.Module``.
+        paths: dotted module paths to capture (an empty list records nothing).
+        where: ``"output"`` (the module's result) or ``"input"`` (its first positional argument,
+            e.g. a pre-activation tensor when tapping a ReLU).
+        role: how the model is named in error messages ("student", "teacher").
+    """
+
+    def __init__(self, model: nn.Module, paths: Iterable[str], where: Where = "output", role: str = "model") -> None:
+        if where not in ("output", "input"):
+            raise MentorError(f"The 'where' parameter of Taps must be 'output' or 'input'. Got {where!r} instead.")
+        self.paths = list(dict.fromkeys(paths))
+        self.modules = {path: resolve(model, path, role) for path in self.paths}
+        self.where = where
+        self.captured: dict[str, torch.Tensor] = {}
+        self._handles: list[RemovableHandle] = []
+
+    def __enter__(self) -> dict[str, torch.Tensor]:
+        self.captured = {}
+        for path, module in self.modules.items():
+            self._handles.append(module.register_forward_hook(self._hook(path)))
+        return self.captured
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, path: str):  # noqa: ANN202 - hook signature is torch's
+        def record(module: nn.Module, args: tuple[object, ...], output: object) -> None:
+            self.captured[path] = _first_tensor(args if self.where == "input" else output)
+
+        return record
+
+
+def run_with_taps(
+    model: nn.Module, inputs: torch.Tensor, taps: Iterable[str] = (), role: str = "model"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run ``model(inputs)`` and return its result with the tapped tensors by path.
+
+    A path ending in ``":input"`` records that module's input instead of its output, so a module can
+    be tapped on both sides (e.g. the pre-activation entering a ReLU).
+    """
+    taps = tuple(taps)
+    outputs_of = [path for path in taps if not path.endswith(":input")]
+    inputs_of = [path.removesuffix(":input") for path in taps if path.endswith(":input")]
+    out_taps, in_taps = Taps(model, outputs_of, "output", role), Taps(model, inputs_of, "input", role)
+    with out_taps as captured_out, in_taps as captured_in:
+        result = model(inputs)
+    features = dict(captured_out)
+    features.update({f"{path}:input": value for path, value in captured_in.items()})
+    return result, features
