@@ -15,11 +15,13 @@ class Batch:
         inputs: model inputs, ``(B, ...)``.
         targets: labels ``(B,)`` (int64) or regression targets.
         indices: positions of the samples in their dataset ``(B,)`` (used by memory banks), if known.
+        dataset_size: number of samples in the dataset the batch was drawn from, if known.
     """
 
     inputs: torch.Tensor
     targets: torch.Tensor
     indices: torch.Tensor | None = None
+    dataset_size: int | None = None
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])

@@ -1,0 +1,91 @@
+"""Contract tests run over every registered knowledge method (a new method is covered by adding it)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from mentor.data import ArrayDataset
+from mentor.engine import FitSettings, fit
+from mentor.knowledge import KNOWLEDGE, Stage, as_stages, create
+from mentor.schemes import Offline
+from tests.knowledge.conftest import all_examples, sample_batch, student_model, teacher_model
+
+METHODS = KNOWLEDGE.names()
+EXAMPLES = all_examples()
+
+
+def stages(name: str) -> list[Stage]:
+    return as_stages(create(name, **EXAMPLES[name].params))
+
+
+def scheme_for(stage: Stage, student: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None) -> Offline:
+    scheme = Offline(student or student_model(), stage.objective, teacher or teacher_model())
+    scheme.setup(sample_batch())
+    return scheme
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_has_an_example_and_a_paper(name: str) -> None:
+    assert name in EXAMPLES, f"add an Example for {name!r} to tests/knowledge/examples_*.py"
+    assert next(entry for entry in KNOWLEDGE if entry.name == name).summary
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: str) -> None:
+    for stage in stages(name):
+        torch.manual_seed(0)
+        scheme = scheme_for(stage)
+        scheme.train()
+        output = scheme.loss(sample_batch(), 0.5, 2)
+        assert output.total.ndim == 0 and torch.isfinite(output.total)
+        assert all(torch.isfinite(part) for part in output.parts.values())
+        output.total.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in scheme.student.parameters())
+        adapters = [p for p in scheme.objective.parameters() if p.requires_grad]
+        if adapters:
+            assert any(p.grad is not None for p in adapters), "adapters receive no gradient"
+        assert all(p.grad is None for p in scheme.teacher.parameters())
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_teacher_weights_and_batchnorm_statistics_unchanged_by_training(name: str) -> None:
+    teacher = teacher_model()
+    before = copy.deepcopy(teacher.state_dict())
+    generator = torch.Generator().manual_seed(3)
+    data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), torch.randint(0, 5, (32,), generator=generator))
+    for stage in stages(name):
+        fit(Offline(student_model(), stage.objective, teacher), data, None, FitSettings(epochs=1, batch_size=8, progress=False))
+    after = teacher.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_deterministic_under_a_seed(name: str) -> None:
+    def once() -> list[float]:
+        values = []
+        for stage in stages(name):
+            torch.manual_seed(0)
+            scheme = scheme_for(stage)
+            scheme.train()
+            values.append(float(scheme.loss(sample_batch(), 0.5, 2).total.detach()))
+        return values
+
+    assert once() == once()
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if n in EXAMPLES and EXAMPLES[n].zero_when_identical])
+def test_distillation_terms_vanish_when_student_equals_teacher(name: str) -> None:
+    teacher = teacher_model()
+    for stage in stages(name):
+        student = copy.deepcopy(teacher)
+        scheme = scheme_for(stage, student, teacher)
+        student.eval()
+        output = scheme.loss(sample_batch(), 0.5, 2)
+        for part, value in output.parts.items():
+            if part != "ce":
+                assert abs(float(value)) < 1e-5, (part, float(value))
