@@ -40,7 +40,9 @@ def test_jitter_is_a_bounded_shift_and_deterministic() -> None:
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]
     seen = set()
     for b in range(16):
-        matches = [s for s in shifts if torch.equal(out[b:b + 1], translate(batch[b:b + 1], *map(torch.tensor, ([s[0]], [s[1]]))))]
+        one = batch[b : b + 1]
+        matches = [(dy, dx) for dy, dx in shifts
+                   if torch.equal(out[b : b + 1], translate(one, torch.tensor([dy]), torch.tensor([dx])))]
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) > 1

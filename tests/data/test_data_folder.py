@@ -68,7 +68,8 @@ def test_numpy_images_get_channel_axis(tmp_path: Path, images) -> None:
 @pytest.mark.parametrize(
     ("arrays", "words"),
     [
-        ({"train_x": np.zeros((4, 3), np.float32), "train_y": np.zeros(5, np.int64)}, ["train_x.npy", "train_y.npy", "4", "5"]),
+        ({"train_x": np.zeros((4, 3), np.float32), "train_y": np.zeros(5, np.int64)},
+         ["train_x.npy", "train_y.npy", "4", "5"]),
         ({"train_x": np.zeros((0, 3), np.float32), "train_y": np.zeros(0, np.int64)}, ["train_x.npy", "empty"]),
         ({"train_x": np.zeros((4, 3), np.int32), "train_y": np.zeros(4, np.int64)}, ["train_x.npy", "dtype int32"]),
         ({"train_x": np.zeros((4, 3), np.float32), "train_y": np.zeros(4, np.float32)}, ["train_y.npy", "integers"]),
@@ -97,6 +98,20 @@ def test_bad_idx_folder_names_the_file(tmp_path: Path, write_idx, images) -> Non
     write_idx(tmp_path / "train-images-idx3-ubyte", x)
     write_idx(tmp_path / "train-labels-idx1-ubyte", y[:5])
     with pytest.raises(MentorError, match="train-images-idx3-ubyte has 6 samples.*train-labels-idx1-ubyte has 5"):
+        load(str(tmp_path))
+
+
+@pytest.mark.parametrize(("present", "words"), [
+    (["train-images-idx3-ubyte"], "found train images but not train labels"),
+    (["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"],
+     "found test labels but not test images"),
+    (["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"], "no training files"),
+])
+def test_incomplete_idx_folder(tmp_path: Path, write_idx, images, present: list[str], words: str) -> None:
+    x, y = images(6)
+    for name in present:
+        write_idx(tmp_path / name, x if "images" in name else y)
+    with pytest.raises(MentorError, match=words):
         load(str(tmp_path))
 
 

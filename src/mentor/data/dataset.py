@@ -29,6 +29,10 @@ class ArrayDataset:
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
+    def __repr__(self) -> str:
+        return (f"ArrayDataset(n={len(self)}, inputs={tuple(self.inputs.shape)} {self.inputs.dtype}, "
+                f"targets={self.targets.dtype}, device={self.inputs.device})")
+
     def subset(self, indices: torch.Tensor) -> ArrayDataset:
         """The samples at ``indices`` (a 1-D integer tensor), in that order, as a new dataset."""
         indices = indices.to(device=self.inputs.device, dtype=torch.long)

@@ -22,7 +22,7 @@ def load_digits(root: Path | None = None) -> RawData:
         All 1,797 samples as the training part; there is no official test split, so
         :func:`~mentor.data.splits.build_splits` holds out a fixed 25 %.
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # imported lazily: sklearn is slow to import
+    from sklearn.datasets import load_digits as sklearn_digits  # type: ignore[import-untyped]  # lazy: slow import
 
     bunch = sklearn_digits()
     inputs = torch.from_numpy(bunch.images).to(torch.float32).div_(16.0).unsqueeze(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def raw_from_arrays(arrays: dict[str, np.ndarray | None], names: dict[str, str],
     return RawData(inputs, targets, test_inputs, test_targets, num_classes=classes)
 
 
-def _pairs_complete(present: dict[str, object], keys: tuple[str, str], where: Path) -> bool:
+def _pairs_complete(present: Mapping[str, object], keys: tuple[str, str], where: Path) -> bool:
     """True when both files of a (samples, labels) pair are there, False when neither; raise otherwise."""
     have = [k for k in keys if present[k] is not None]
     if len(have) == 1:
@@ -77,7 +78,9 @@ def _pairs_complete(present: dict[str, object], keys: tuple[str, str], where: Pa
 
 
 def _load_idx(root: Path, found: dict[str, Path | None], num_classes: int | None) -> RawData:
-    _pairs_complete(found, ("train images", "train labels"), root)
+    if not _pairs_complete(found, ("train images", "train labels"), root):
+        raise MentorError(f"{root}: found test IDX files but no training files ({IDX_FILES['train images'][0]}[.gz] "
+                          f"and {IDX_FILES['train labels'][0]}[.gz])")
     has_test = _pairs_complete(found, ("test images", "test labels"), root)
     keys = dict(zip(NUMPY_KEYS, IDX_FILES, strict=True))
     paths = {k: found[part] for k, part in keys.items() if has_test or k.startswith("train")}
@@ -88,12 +91,16 @@ def _load_idx(root: Path, found: dict[str, Path | None], num_classes: int | None
 def _load_numpy(path: Path, key: str | None = None) -> np.ndarray:
     try:
         if key is None:
-            return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as archive:
-            return archive[key]
+            loaded = np.load(path, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                loaded = archive[key]
     except (OSError, ValueError, EOFError) as exc:
         raise MentorError(f"{path}: cannot read as NumPy data ({exc}); save it with numpy.save / numpy.savez "
                           "and a plain numeric dtype") from None
+    if not isinstance(loaded, np.ndarray):
+        raise MentorError(f"{path}: expected one array saved with numpy.save, found {type(loaded).__name__}")
+    return loaded
 
 
 def _npz_keys(path: Path) -> set[str]:
@@ -131,7 +138,7 @@ def load_folder(root: Path | None, num_classes: int | None = None) -> RawData:
                                 for k in NUMPY_KEYS}
     if _pairs_complete(files, ("train_x", "train_y"), root):
         has_test = _pairs_complete(files, ("test_x", "test_y"), root)
-        used = NUMPY_KEYS if has_test else NUMPY_KEYS[:2]
+        used: tuple[str, ...] = NUMPY_KEYS if has_test else NUMPY_KEYS[:2]
         arrays: dict[str, np.ndarray | None] = {k: _load_numpy(root / f"{k}.npy") for k in used}
         return raw_from_arrays(arrays, {k: str(root / f"{k}.npy") for k in used}, num_classes)
     npz = root / "data.npz"
@@ -139,7 +146,8 @@ def load_folder(root: Path | None, num_classes: int | None = None) -> RawData:
         keys = _npz_keys(npz)
         missing = [k for k in NUMPY_KEYS[:2] if k not in keys]
         if missing:
-            raise MentorError(f"{npz}: missing key(s) {', '.join(missing)} (found: {', '.join(sorted(keys)) or 'none'})")
+            listing = ", ".join(sorted(keys)) or "none"
+            raise MentorError(f"{npz}: missing key(s) {', '.join(missing)} (found: {listing})")
         _pairs_complete({k: k if k in keys else None for k in NUMPY_KEYS[2:]}, ("test_x", "test_y"), npz)
         used = tuple(k for k in NUMPY_KEYS if k in keys)
         arrays = {k: _load_numpy(npz, k) for k in used}

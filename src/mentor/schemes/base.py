@@ -9,6 +9,7 @@ only in what they put in these methods.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -16,7 +17,8 @@ from mentor.batch import Batch
 from mentor.losses.objective import LossOutput
 from mentor.registry import Registry
 
-SCHEMES: Registry[Callable[..., "Scheme"]] = Registry("scheme")
+SCHEMES: Registry[Callable[..., "Scheme | Phased"]] = Registry("scheme")
+"""Scheme factories by name: ``factory(models: list[nn.Module], **params) -> Scheme | Phased``."""
 
 
 class Scheme(nn.Module):
@@ -53,3 +55,27 @@ class Scheme(nn.Module):
 
     def modules_trained(self) -> Iterator[nn.Module]:
         yield from self.trained().values()
+
+
+@dataclass
+class Phase:
+    """One call of the loop: a scheme trained for ``epochs`` (``None``: the run's epochs)."""
+
+    name: str
+    scheme: Scheme
+    epochs: int | None = None
+
+
+class Phased:
+    """A scheme whose roles change between phases (born-again generations, self-training rounds).
+
+    :meth:`phases` is a generator: the runner trains each yielded phase with the one loop before asking
+    for the next, so a later phase may use the models trained by an earlier one as its teachers.
+    """
+
+    def phases(self) -> Iterator[Phase]:
+        raise NotImplementedError
+
+    def predictors(self) -> dict[str, nn.Module]:
+        """The final models to evaluate, by name."""
+        raise NotImplementedError
