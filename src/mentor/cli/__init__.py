@@ -1,4 +1,5 @@
-"""The ``mentor`` command. One file per command in this package, each with an ``add_parser``.
+"""The ``mentor`` command. One file per command in this package, each with an ``add_parser``
+(found automatically: adding a command is adding one file).
 
 Every user mistake prints one line ``mentor: error: ...`` and exits with status 2.
 """
@@ -6,14 +7,15 @@ Every user mistake prints one line ``mentor: error: ...`` and exits with status 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
-from mentor.cli import listing, run
 from mentor.errors import MentorError
 
 EXIT_USAGE = 2
-COMMANDS = (run, listing)
+COMMANDS = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules(__path__)]
 
 
 def parser() -> argparse.ArgumentParser:

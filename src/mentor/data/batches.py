@@ -60,6 +60,11 @@ class BatchIterator:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for inputs, targets, _ in self.indexed():
+            yield inputs, targets
+
+    def indexed(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Like iteration, with the dataset positions ``(B,)`` of each batch's samples as a third item."""
         inputs, targets = self.dataset.inputs, self.dataset.targets
         order: Tensor | None = None
         if self.shuffle:
@@ -68,12 +73,13 @@ class BatchIterator:
         augment_generator = epoch_generator(self.seed, self.epoch, stream=1) if self.transform else None
         for batch in range(len(self)):
             start = batch * self.batch_size
-            stop = start + self.batch_size
+            stop = min(start + self.batch_size, len(self.dataset))
             if order is None:
+                index = torch.arange(start, stop, device=inputs.device)
                 x, y = inputs[start:stop], targets[start:stop]
             else:
                 index = order[start:stop]
                 x, y = inputs.index_select(0, index), targets.index_select(0, index)
             if self.transform is not None and augment_generator is not None:
                 x = self.transform(x, augment_generator)
-            yield x, y
+            yield x, y, index

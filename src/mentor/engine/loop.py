@@ -90,8 +90,8 @@ def fit(
     seed_everything(settings.seed)
     batches = BatchIterator(train, settings.batch_size, shuffle=True, seed=settings.seed, drop_last=False,
                             transform=settings.augment)
-    first_inputs, first_targets = next(iter(BatchIterator(train, settings.batch_size)))
-    scheme.setup(Batch(first_inputs, first_targets))
+    first_inputs, first_targets, first_indices = next(BatchIterator(train, settings.batch_size).indexed())
+    scheme.setup(Batch(first_inputs, first_targets, first_indices, len(train)))
     optimizers = {name: build_optimizer(params, settings.optimizer) for name, params in scheme.optimized().items() if params}
     schedulers = {name: build_scheduler(opt, settings.scheduler, settings.epochs) for name, opt in optimizers.items()}
     parameters = [p for group in optimizers.values() for g in group.param_groups for p in g["params"]]
@@ -107,8 +107,8 @@ def fit(
         steps = len(batches)
         bar = tqdm(total=steps, desc=f"{log.fields.get('run', 'model')} {stage} {epoch + 1}/{settings.epochs}",
                    leave=False, disable=not settings.progress, file=sys.stderr, dynamic_ncols=True)
-        for step, (inputs, targets) in enumerate(batches):
-            output = scheme.loss(Batch(inputs, targets), epoch + step / steps, settings.epochs)
+        for step, (inputs, targets, indices) in enumerate(batches.indexed()):
+            output = scheme.loss(Batch(inputs, targets, indices, len(train)), epoch + step / steps, settings.epochs)
             _check_finite(output.total, output.parts, f"{stage} epoch {epoch + 1}")
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)

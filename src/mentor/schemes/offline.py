@@ -24,7 +24,6 @@ def student_outputs(model: nn.Module, inputs: torch.Tensor, taps: tuple[str, ...
     return Outputs(logits, features)
 
 
-@SCHEMES.register("offline", "Hinton et al. 2015: a pre-trained frozen teacher teaches a student")
 class Offline(Scheme):
     """Frozen teacher -> student.
 
@@ -66,3 +65,12 @@ class Offline(Scheme):
         student = student_outputs(self.student, batch.inputs, self.objective.student_taps)
         context = Context(batch, student, self.teacher_outputs(batch), epoch, epochs, self.student, self.teacher)
         return self.objective(context)
+
+
+@SCHEMES.register("offline", "Hinton et al. 2015: a pre-trained frozen teacher teaches a student")
+def offline(models: list[nn.Module], objective: Objective) -> Offline:
+    """``models`` = [teacher, student] (or [student] for supervised training)."""
+    if len(models) not in (1, 2):
+        raise MentorError(f"the offline scheme takes [teacher, student] or [student]; got {len(models)} models")
+    teacher = models[0] if len(models) == 2 else None
+    return Offline(models[-1], objective, teacher)
