@@ -51,8 +51,9 @@ def kl_with_temperature(
         temperature: τ > 0.
     """
     student_log_probs = F.log_softmax(student_logits / temperature, dim=1)
-    teacher_probs = F.softmax(teacher_logits / temperature, dim=1)
-    return kl_divergence(student_log_probs, teacher_probs) * temperature**2
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=1)
+    per_sample = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=1)
+    return per_sample.mean() * temperature**2
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

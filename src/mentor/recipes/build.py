@@ -47,7 +47,7 @@ def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
                              normalize=spec.normalize)
 
     def model(section: schema.Model) -> nn.Module:
-        return create(section.model, num_classes, input_shape, **section.options)
+        return create(section.model, **{"num_classes": num_classes, "input_shape": input_shape, **section.options})
 
     teacher = recipe.teacher
     return Job(

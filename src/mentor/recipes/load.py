@@ -92,29 +92,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _sections_in(annotation: Any) -> list[type[Section]]:
+    """The Section classes inside a field's type (``Train | None``, ``list[Knowledge]``...)."""
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return [annotation]
+    return [found for inner in getattr(annotation, "__args__", ()) for found in _sections_in(inner)]
+
+
 def _section_at(location: tuple[Any, ...]) -> type[Section] | None:
     """The schema class that holds the key at ``location`` (for 'nearest key' hints)."""
-    model: Any = Recipe
+    section: type[Section] | None = Recipe
     for part in location[:-1]:
-        if isinstance(part, int):
+        if isinstance(part, int) or section is None:
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, Section) else None
-        if field is None:
-            return None
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, Section)), None)
-        if model is None:
-            for c in candidates:
-                for inner in getattr(c, "__args__", ()):
-                    if isinstance(inner, type) and issubclass(inner, Section):
-                        model = inner
-    return model if isinstance(model, type) and issubclass(model, Section) else None
+        field = section.model_fields.get(str(part))
+        found = _sections_in(field.annotation) if field else []
+        section = found[0] if found else None
+    return section
 
 
 def explain(error: pydantic.ValidationError) -> MentorError:
     """One line naming the key path, what is allowed and what was received."""
-    first = error.errors()[0]
+    errors = error.errors()
+    # an unknown key usually explains a "missing" one (a typo), so report it first
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = tuple(first["loc"])
     key = ".".join(str(part) for part in location) or "(top level)"
     if first["type"] == "extra_forbidden":

@@ -1,0 +1,117 @@
+"""Plots of the run report, drawn with matplotlib (an optional extra) and returned as base64 PNG text.
+
+Each function draws one figure and returns the PNG encoded in base64, ready for
+``<img src="data:image/png;base64,...">``, so the report file needs nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from mentor.errors import MentorError
+from mentor.report.calibration import Reliability
+
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+"""Line label -> (x values, y values)."""
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or a MentorError saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MentorError("the report draws plots with matplotlib, which is not installed; "
+                          "run: pip install 'mentor[report]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _encode(figure: Any) -> str:
+    plt = pyplot()
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def lines(title: str, series: Series, xlabel: str, ylabel: str, boundaries: Sequence[float] = ()) -> str:
+    """One line per entry of ``series``; dashed vertical lines at ``boundaries`` (stage changes)."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    for label, (xs, ys) in series.items():
+        axes.plot(list(xs), list(ys), marker="o" if len(xs) < 20 else None, markersize=3, label=label)
+    for boundary in boundaries:
+        axes.axvline(boundary, color="grey", linestyle="--", linewidth=0.8)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.grid(alpha=0.3)
+    if series:
+        axes.legend(fontsize=8)
+    return _encode(figure)
+
+
+def confusion(title: str, matrix: torch.Tensor) -> str:
+    """A confusion matrix (rows: true class, columns: predicted class) with its counts written in."""
+    plt = pyplot()
+    classes = matrix.shape[0]
+    figure, axes = plt.subplots(figsize=(4.2, 3.8))
+    image = axes.imshow(matrix.numpy(), cmap="Blues")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    if classes <= 20:
+        threshold = float(matrix.max()) / 2
+        for row in range(classes):
+            for column in range(classes):
+                value = int(matrix[row, column])
+                axes.text(column, row, str(value), ha="center", va="center", fontsize=7,
+                          color="white" if value > threshold else "black")
+    axes.set(title=title, xlabel="predicted class", ylabel="true class")
+    return _encode(figure)
+
+
+def reliability_diagrams(title: str, diagrams: Mapping[str, Reliability]) -> str:
+    """One reliability diagram per entry (accuracy per confidence bin against the diagonal), ECE in the title."""
+    plt = pyplot()
+    count = max(len(diagrams), 1)
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
+    for axes, (label, diagram) in zip(grid.flat, diagrams.items()):
+        edges = diagram.edges.numpy()
+        width = edges[1] - edges[0]
+        accuracy = torch.nan_to_num(diagram.accuracy, nan=0.0).numpy()
+        gap = torch.nan_to_num(diagram.confidence - diagram.accuracy, nan=0.0).numpy()
+        axes.bar(edges[:-1], accuracy, width=width, align="edge", edgecolor="black", label="accuracy")
+        axes.bar(edges[:-1], gap, bottom=accuracy, width=width, align="edge", color="tab:red", alpha=0.35,
+                 label="gap to confidence")
+        axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        axes.set(title=f"{label}: ECE {diagram.ece:.4f}", xlabel="confidence", ylabel="accuracy",
+                 xlim=(0, 1), ylim=(0, 1))
+        axes.legend(fontsize=7, loc="upper left")
+    for axes in list(grid.flat)[len(diagrams):]:
+        axes.axis("off")
+    figure.suptitle(title)
+    return _encode(figure)
+
+
+def size_and_latency(title: str, roles: Sequence[str], parameters: Sequence[float], latency: Sequence[float]) -> str:
+    """Side-by-side bars: parameter count and inference latency (ms per batch) of each role."""
+    plt = pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    colors = [f"C{index % 10}" for index in range(len(roles))]
+    left.bar(list(roles), list(parameters), color=colors)
+    left.set(title="parameters", ylabel="count")
+    right.bar(list(roles), list(latency), color=colors)
+    right.set(title="latency", ylabel="ms per batch")
+    for axes in (left, right):
+        axes.tick_params(axis="x", labelrotation=20, labelsize=8)
+        axes.grid(axis="y", alpha=0.3)
+    figure.suptitle(title)
+    return _encode(figure)

@@ -1,0 +1,234 @@
+"""Reading a finished run directory (written by ``mentor run RECIPE --out DIR``).
+
+A run directory holds ``recipe.yaml`` (the resolved recipe), ``metrics.jsonl`` (one record per epoch,
+``run`` naming the role), ``summary.json`` (test results per role) and
+``checkpoints/seed<S>/<role>/[<stage>/]{best,last}.pt``. Roles are discovered from the summary, the
+metrics and the checkpoint folders, never from a fixed list, so other layouts (online schemes whose
+roles are peer names) read the same way. Summary keys with spaces (``"student alone"``) are spelled
+with hyphens, like the folders (``student-alone``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from mentor.data import Splits
+from mentor.engine import checkpoint
+from mentor.errors import MentorError, unknown
+
+RECIPE, METRICS, SUMMARY, CHECKPOINTS = "recipe.yaml", "metrics.jsonl", "summary.json", "checkpoints"
+
+
+def role_name(name: str) -> str:
+    """The folder spelling of a role (``"student alone"`` -> ``"student-alone"``)."""
+    return name.replace(" ", "-")
+
+
+def _read_json_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise MentorError(f"{str(path)!r} line {number} is not valid JSON; the file is corrupt") from None
+    return records
+
+
+def _read_mapping(path: Path, reader: Any) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = reader(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, yaml.YAMLError):
+        raise MentorError(f"{str(path)!r} cannot be parsed; the run directory is damaged") from None
+    if not isinstance(data, dict):
+        raise MentorError(f"{str(path)!r} must hold a mapping; got {type(data).__name__}")
+    return data
+
+
+def _check_weights(model: nn.Module, weights: dict[str, torch.Tensor], role: str, path: Path) -> None:
+    """Raise a one-line error naming the first key where ``weights`` and ``model`` differ."""
+    expected = model.state_dict()
+    problem = ""
+    for key, value in expected.items():
+        if key not in weights:
+            problem = f"key {key!r} of the model is missing from the checkpoint"
+        elif tuple(weights[key].shape) != tuple(value.shape):
+            problem = (f"key {key!r} has shape {tuple(weights[key].shape)} in the checkpoint but "
+                       f"{tuple(value.shape)} in the model")
+        if problem:
+            break
+    extra = [key for key in weights if key not in expected]
+    if not problem and extra:
+        problem = f"key {extra[0]!r} of the checkpoint is not in the model"
+    if problem:
+        raise MentorError(f"the checkpoint of role {role!r} ({path}) does not match the model recipe.yaml builds "
+                          f"for it: {problem}; it comes from another model or the recipe was edited")
+
+
+@dataclass
+class Run:
+    """A finished run directory. Open it with :meth:`Run.open`."""
+
+    path: Path
+    recipe: dict[str, Any]
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+    _data: dict[int, Splits] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """Read ``recipe.yaml``, ``metrics.jsonl`` and ``summary.json`` of the run at ``path``."""
+        path = Path(path)
+        if not path.exists():
+            raise MentorError(f"run directory {str(path)!r} does not exist")
+        if not path.is_dir() or not (path / RECIPE).is_file():
+            raise MentorError(f"{str(path)!r} is not a run directory (it has no {RECIPE}); pass a directory "
+                              "written by `mentor run RECIPE --out DIR`")
+        run = cls(path, _read_mapping(path / RECIPE, yaml.safe_load), _read_mapping(path / SUMMARY, json.loads),
+                  _read_json_lines(path / METRICS))
+        if not run.roles():
+            raise MentorError(f"run directory {str(path)!r} holds no results yet (no {SUMMARY}, {METRICS} or "
+                              f"{CHECKPOINTS}); was the run interrupted?")
+        return run
+
+    @property
+    def name(self) -> str:
+        """The recipe name (or the folder name)."""
+        return str(self.summary.get("recipe") or self.recipe.get("name") or self.path.name)
+
+    def roles(self) -> list[str]:
+        """Every role of the run, in order of first appearance (summary, metrics, checkpoint folders)."""
+        found = [role_name(name) for name in self.summary.get("models", {})]
+        found += [role_name(str(record["run"])) for record in self.records if "run" in record]
+        for seed_folder in sorted((self.path / CHECKPOINTS).glob("seed*")):
+            found += sorted(child.name for child in seed_folder.iterdir() if child.is_dir())
+        return list(dict.fromkeys(found))
+
+    def seeds(self) -> list[int]:
+        """Every seed of the run, sorted."""
+        found = {int(record["seed"]) for record in self.records if "seed" in record}
+        for entry in self.summary.get("models", {}).values():
+            found.update(int(seed) for seed in entry.get("seeds", []))
+        for folder in (self.path / CHECKPOINTS).glob("seed*"):
+            if folder.name[4:].isdigit():
+                found.add(int(folder.name[4:]))
+        return sorted(found or {int(seed) for seed in self.recipe.get("seeds", [0])})
+
+    def models_summary(self) -> dict[str, dict[str, Any]]:
+        """``summary.json``'s per-role results, keyed by role (hyphenated)."""
+        return {role_name(name): entry for name, entry in self.summary.get("models", {}).items()}
+
+    def history(self, role: str) -> list[dict[str, Any]]:
+        """The metrics records of ``role``, in file order."""
+        return [record for record in self.records if role_name(str(record.get("run", ""))) == role]
+
+    def check(self, role: str | None = None, seed: int | None = None) -> None:
+        """Raise a :class:`MentorError` listing the valid roles / seeds for an unknown one."""
+        if role is not None and role not in self.roles():
+            raise unknown("role", role, self.roles(), where=f"run {str(self.path)!r}")
+        if seed is not None and seed not in self.seeds():
+            valid = ", ".join(map(str, self.seeds()))
+            raise MentorError(f"run {str(self.path)!r} has no seed {seed} (valid: {valid})")
+
+    def default_role(self) -> str:
+        """``student-distilled`` when present, else the first role that is not the teacher."""
+        roles = self.roles()
+        if "student-distilled" in roles:
+            return "student-distilled"
+        return next((role for role in roles if role != "teacher"), roles[0])
+
+    def weights_path(self, role: str, seed: int) -> Path:
+        """The final weights of ``role``: ``best.pt`` of its last stage (``last.pt`` when no best)."""
+        self.check(role, seed)
+        folder = self.path / CHECKPOINTS / f"seed{seed}" / role
+        if not folder.is_dir():
+            teacher_file = (self.recipe.get("teacher") or {}).get("checkpoint")
+            if role == "teacher" and teacher_file:
+                return Path(teacher_file)
+            raise MentorError(f"run {str(self.path)!r} has no checkpoint of role {role!r} for seed {seed} "
+                              f"(expected {folder}/best.pt)")
+        stages = [child for child in folder.iterdir() if child.is_dir()]
+        if stages and not any((folder / name).is_file() for name in ("best.pt", "last.pt")):
+            order = list(dict.fromkeys(str(r.get("stage")) for r in self.history(role) if r.get("seed") == seed))
+            stages.sort(key=lambda stage: (order.index(stage.name) if stage.name in order else -1, stage.name))
+            folder = stages[-1]
+        for name in ("best.pt", "last.pt"):
+            if (folder / name).is_file():
+                return folder / name
+        raise MentorError(f"run {str(self.path)!r} has no best.pt or last.pt in {folder} for role {role!r}")
+
+    def model_section(self, role: str) -> dict[str, Any]:
+        """The recipe section that builds ``role``'s model (``teacher``, ``student``, or a ``peers`` entry)."""
+        if role == "teacher" and isinstance(self.recipe.get("teacher"), dict):
+            return self.recipe["teacher"]
+        if role.startswith("student") and isinstance(self.recipe.get("student"), dict):
+            return self.recipe["student"]
+        peers = self.recipe.get("peers") or []
+        for index, peer in enumerate(peers):
+            if isinstance(peer, dict) and (peer.get("name") == role or role.split("-")[0] == f"peer{index}"):
+                return peer
+        raise MentorError(f"recipe.yaml of run {str(self.path)!r} has no model section for role {role!r} "
+                          "(looked for teacher:, student: and peers:)")
+
+    def load_data(self, seed: int) -> Splits:
+        """The run's dataset splits for ``seed`` (the test split is the same for every seed)."""
+        if seed not in self._data:
+            from mentor.data import load
+            from mentor.recipes.schema import Data
+
+            spec = Data.model_validate(self.recipe.get("data") or {})
+            self._data[seed] = load(spec.name, validation=spec.validation, seed=seed, root=spec.root,
+                                    limit=spec.limit, normalize=spec.normalize)
+        return self._data[seed]
+
+    def build_model(self, role: str, seed: int) -> nn.Module:
+        """``role``'s model for ``seed`` with its final weights loaded, in eval mode."""
+        from mentor.models import create
+
+        path = self.weights_path(role, seed)
+        section = self.model_section(role)
+        data = self.load_data(seed)
+        model = create(section["model"], data.num_classes, data.input_shape, **(section.get("options") or {}))
+        state = checkpoint.load(path)
+        models = state.get("models") if isinstance(state.get("models"), dict) else None
+        if models is None:
+            weights = state
+        elif role in models or "student" in models:
+            weights = models.get(role, models.get("student"))
+        elif len(models) == 1:
+            weights = next(iter(models.values()))
+        else:
+            raise MentorError(f"checkpoint {str(path)!r} holds models {sorted(models)}, none of them for role {role!r}")
+        _check_weights(model, weights, role, path)
+        model.load_state_dict(weights)
+        return model.eval()
+
+
+SUMMARY_HEADER = ("run", "recipe", "role", "test accuracy %", "seeds", "parameters", "latency ms/batch")
+
+
+def summary_rows(runs: list[Run]) -> list[list[str]]:
+    """One row per role of each run: accuracy mean ± std over seeds, parameters and latency."""
+    from mentor.report.table import mean_std
+
+    rows = []
+    for run in runs:
+        for role, entry in run.models_summary().items():
+            accuracy = entry.get("accuracy") or [entry.get("accuracy_mean", float("nan"))]
+            parameters = entry.get("parameters")
+            latency = entry.get("latency_ms")
+            rows.append([run.path.name, run.name, role, mean_std(accuracy, scale=100.0), str(len(accuracy)),
+                         f"{parameters:,}" if isinstance(parameters, int) else "-",
+                         f"{latency:.3f}" if isinstance(latency, (int, float)) else "-"])
+    return rows
