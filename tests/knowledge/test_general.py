@@ -50,9 +50,9 @@ def test_value_matches_a_hand_computed_reference() -> None:
         ce -= s[b][targets[b]] - math.log(sum(math.exp(v) for v in s[b]))
         p_t = [math.exp(v / 2) / sum(math.exp(u / 2) for u in t[b]) for v in t[b]]
         p_s = [math.exp(v / 2) / sum(math.exp(u / 2) for u in s[b]) for v in s[b]]
-        kl += sum(p * (math.log(p) - math.log(q)) for p, q in zip(p_t, p_s))
-        distance += sum(abs(x - y) for x, y in zip(s[b], t[b])) ** 3
-        dot = sum(x * y for x, y in zip(s[b], t[b]))
+        kl += sum(p * (math.log(p) - math.log(q)) for p, q in zip(p_t, p_s, strict=True))
+        distance += sum(abs(x - y) for x, y in zip(s[b], t[b], strict=True)) ** 3
+        dot = sum(x * y for x, y in zip(s[b], t[b], strict=True))
         cosine += 1 - dot / (math.sqrt(sum(x * x for x in s[b])) * math.sqrt(sum(y * y for y in t[b])))
     expected = {"ce": 0.3 * ce / 3, "kl": 0.5 * 4 * kl / 3, "distance1": 2.0 * distance, "cosine1": 1.5 * cosine / 3}
     output = objective(context)

@@ -98,7 +98,8 @@ class AttentionKL(Term):
         return kl_divergence(student_log_probs, teacher_probs)
 
 
-def _layer_terms(index: int, pair: LayerPair, adapter: str, hidden_weight: float, attention_weight: float) -> list[Term]:
+def _layer_terms(index: int, pair: LayerPair, adapter: str, hidden_weight: float,
+                 attention_weight: float) -> list[Term]:
     terms: list[Term] = [HiddenCosine(pair.student, pair.teacher, adapter, hidden_weight, f"hidden{index}")]
     if attention_weight > 0:
         terms.append(AttentionKL(pair.student, pair.teacher, attention_weight, f"attention{index}"))

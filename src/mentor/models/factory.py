@@ -68,8 +68,11 @@ def _call(builder: Builder, spec: str, num_classes: int, input_shape: Sequence[i
             arguments.setdefault(key, value)
     try:
         model = builder(**arguments)
-    except TypeError as error:
-        raise MentorError(f"model {spec!r} could not be built with {sorted(arguments)}: {error}") from None
+    except MentorError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a user's factory failing is reported, not dumped
+        raise MentorError(f"model {spec!r} could not be built with {sorted(arguments)}: "
+                          f"{type(error).__name__}: {error}") from None
     if not isinstance(model, nn.Module):
         raise MentorError(f"model factory {spec!r} returned {type(model).__name__}, not an nn.Module")
     return model

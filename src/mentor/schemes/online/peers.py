@@ -1,0 +1,196 @@
+"""What several online schemes share: parameter checks, mutual KL, ensembles, distortions, mean teachers.
+
+Shapes: ``B`` samples, ``K`` classes; logits are ``(B, K)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pydantic
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mentor.batch import Outputs
+from mentor.data.augment import translate
+from mentor.errors import MentorError, nearest
+from mentor.losses.functional import kl_with_temperature
+from mentor.schemes.base import SCHEMES
+from mentor.taps import run_with_taps
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
+
+
+def online_scheme(name: str, paper: str) -> Callable[[Factory], Factory]:
+    """Register ``factory(models, **params)`` under ``name``, validating params from its type hints.
+
+    An unknown parameter lists the valid ones; a wrong type or range raises a :class:`MentorError` naming
+    the parameter, what is allowed and what was received.
+    """
+
+    def register(factory: Factory) -> Factory:
+        checked = pydantic.validate_call(config=pydantic.ConfigDict(arbitrary_types_allowed=True))(factory)
+        valid = list(inspect.signature(factory).parameters)[1:]
+
+        @functools.wraps(factory)
+        def create(models: list[nn.Module], **params: Any) -> Any:
+            for key in params:
+                if key not in valid:
+                    close = nearest(key, valid)
+                    hint = f"; nearest: {', '.join(close)}" if close else ""
+                    raise MentorError(f"unknown parameter {key!r} of scheme {name!r}{hint} (valid: {', '.join(valid)})")
+            if not isinstance(models, (list, tuple)) or not all(isinstance(m, nn.Module) for m in models):
+                raise MentorError(f"the {name} scheme takes a list of nn.Module peers; got {type(models).__name__}")
+            try:
+                return checked(list(models), **params)
+            except pydantic.ValidationError as error:
+                first = error.errors()[0]
+                key = ".".join(str(part) for part in first["loc"])
+                raise MentorError(
+                    f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
+                ) from None
+
+        SCHEMES.register(name, paper)(create)
+        return create  # type: ignore[return-value]
+
+    return register
+
+
+def check_count(models: Sequence[nn.Module], scheme: str, minimum: int, maximum: int | None = None) -> None:
+    """Raise a :class:`MentorError` unless ``minimum <= len(models) <= maximum``."""
+    if len(models) < minimum or (maximum is not None and len(models) > maximum):
+        allowed = f"exactly {minimum}" if minimum == maximum else f"at least {minimum}"
+        if maximum is not None and maximum != minimum:
+            allowed = f"{minimum} to {maximum}"
+        raise MentorError(f"the {scheme} scheme trains {allowed} models (peers: [...]); got {len(models)}")
+
+
+def tap_paths(tap: str | Sequence[str], count: int, scheme: str) -> list[str]:
+    """One module path per peer: a single path is used for every peer."""
+    paths = [tap] * count if isinstance(tap, str) else list(tap)
+    if len(paths) != count:
+        raise MentorError(f"The 'tap' parameter of {scheme} needs one path per peer ({count}); got {len(paths)}")
+    return paths
+
+
+def forward(model: nn.Module, inputs: torch.Tensor, taps: Sequence[str] = ()) -> Outputs:
+    """Logits and tapped tensors of a trained peer, with autograd."""
+    logits, features = run_with_taps(model, inputs, taps, role="peer")
+    return Outputs(logits, features)
+
+
+def probe(model: nn.Module, inputs: torch.Tensor, taps: Sequence[str] = ()) -> Outputs:
+    """Outputs on a sample batch in eval mode without gradients (BatchNorm statistics stay unchanged)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return forward(model, inputs, taps)
+    finally:
+        model.train(was_training)
+
+
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """τ² · KL(p_T^τ || p_S^τ) with the teacher detached: the teacher is a target, not a learner."""
+    return kl_with_temperature(student_logits, teacher_logits.detach(), temperature)
+
+
+def mutual_kl(logits: Sequence[torch.Tensor], temperature: float) -> list[torch.Tensor]:
+    """DML's mimicry term per peer k: 1/(K−1) Σ_{j≠k} τ² KL(p_j^τ || p_k^τ), other peers detached."""
+    count = len(logits)
+    return [
+        sum(soft_kl(logits[k], logits[j], temperature) for j in range(count) if j != k) / (count - 1)
+        for k in range(count)
+    ]
+
+
+def average_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """log of the mean softmax of several ``(B, K)`` logits: an ensemble's logits."""
+    return torch.stack([F.softmax(z, dim=1) for z in logits]).mean(0).clamp_min(1e-12).log()
+
+
+class Ensemble(nn.Module):
+    """Predictor averaging the class probabilities of its members; returns log-probabilities as logits."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return average_probabilities([member(inputs) for member in self.members])
+
+
+def sigmoid_rampup(epoch: float, length: float) -> float:
+    """Mean-teacher ramp-up exp(−5 (1 − t/length)²), 1 from ``length`` epochs on (1 when length is 0)."""
+    if length <= 0:
+        return 1.0
+    progress = min(max(epoch / length, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - progress) ** 2)
+
+
+def distort(inputs: torch.Tensor, generator: torch.Generator, shift: int, flip: bool, noise: float) -> torch.Tensor:
+    """Random horizontal flip, whole-pixel shift (zero fill) and Gaussian noise, one draw per sample.
+
+    Flips and shifts apply to image batches ``(B, C, H, W)`` only; noise to any batch. Every random
+    number comes from ``generator`` (on the CPU), so a seeded generator repeats the same views.
+    """
+    out, size = inputs, inputs.shape[0]
+    if inputs.ndim == 4 and flip:
+        flipped = (torch.rand(size, generator=generator) < 0.5).to(inputs.device)
+        out = torch.where(flipped[:, None, None, None], out.flip(-1), out)
+    if inputs.ndim == 4 and shift > 0:
+        offsets = torch.randint(-shift, shift + 1, (2, size), generator=generator)
+        out = translate(out, offsets[0], offsets[1])
+    if noise > 0:
+        out = out + noise * torch.randn(out.shape, generator=generator).to(out.device, out.dtype)
+    return out
+
+
+def resize_maps(maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Average-pool feature maps ``(B, C_i, H_i, W_i)`` to the smallest height and width among them."""
+    for index, value in enumerate(maps):
+        if value.ndim != 4:
+            raise MentorError(f"peer {index}'s tapped tensor has shape {tuple(value.shape)}, not a feature map "
+                              "(B, C, H, W); tap a convolutional stage (e.g. tap: stage2)")
+    size = (min(m.shape[2] for m in maps), min(m.shape[3] for m in maps))
+    return [m if tuple(m.shape[2:]) == size else F.adaptive_avg_pool2d(m, size) for m in maps]
+
+
+class MeanTeacher(nn.Module):
+    """Temporal mean of a model (Tarvainen & Valpola 2017): θ' ← α θ' + (1 − α) θ after every step.
+
+    α = min(1 − 1/(t + 1), decay) at update t, so early averages follow the model closely. Floating
+    buffers (BatchNorm statistics) are averaged the same way. Never stepped, always in eval mode.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def train(self, mode: bool = True) -> MeanTeacher:
+        self.training = False
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def update(self, source: nn.Module) -> None:
+        alpha = min(1.0 - 1.0 / (float(self.updates) + 1.0), self.decay)
+        mean = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+        for name, value in list(source.named_parameters()) + list(source.named_buffers()):
+            if value.is_floating_point():
+                mean[name].mul_(alpha).add_(value.detach(), alpha=1.0 - alpha)
+            else:
+                mean[name].copy_(value)
+        self.updates += 1
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        with torch.no_grad():
+            return self.model(inputs)

@@ -1,0 +1,91 @@
+"""The training loop: checkpoints, divergence guard, stages, model selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mentor.batch import Batch
+from mentor.data import ArrayDataset
+from mentor.engine import FitSettings, OptimizerSettings, checkpoint, fit
+from mentor.errors import MentorError
+from mentor.knowledge import Stage
+from mentor.losses import CE, Objective, Term
+from mentor.losses.terms import Context
+from mentor.models import MLP
+from mentor.pipelines.distill import stage_epochs
+from mentor.schemes import Offline
+
+
+def data(size: int = 40, seed: int = 0) -> ArrayDataset:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(size, 4, generator=generator)
+    return ArrayDataset(inputs, (inputs[:, 0] > 0).long())
+
+
+def test_fit_learns_writes_checkpoints_and_keeps_best(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = MLP((4,), 2, hidden=(8,))
+    settings = FitSettings(epochs=5, batch_size=8, progress=False, optimizer=OptimizerSettings("adam", 0.05))
+    result = fit(Offline(model, Objective(CE())), data(), data(20, 1), settings, checkpoints=tmp_path)
+    assert len(result.history) == 5 and 1 <= result.best_epoch <= 5
+    assert result.best["val/student/accuracy"] == max(r["val/student/accuracy"] for r in result.history)
+    best = checkpoint.load(tmp_path / "best.pt")
+    assert best["epoch"] == result.best_epoch
+    for key, value in model.state_dict().items():  # the model holds the best weights at the end
+        assert torch.equal(best["models"]["student"][key], value)
+    last = checkpoint.load(tmp_path / "last.pt")
+    assert last["epoch"] == 5 and "main" in last["optimizers"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+class Exploding(Term):
+    needs_teacher = False
+
+    def __init__(self) -> None:
+        super().__init__("exploding")
+
+    def loss(self, context: Context) -> torch.Tensor:
+        return context.student.logits.sum() * float("inf")
+
+
+def test_divergence_names_the_term_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    model = MLP((4,), 2, hidden=(8,))
+    fit(Offline(model, Objective(CE())), data(), None, FitSettings(epochs=1, batch_size=8, progress=False),
+        checkpoints=tmp_path)
+    good = checkpoint.load(tmp_path / "last.pt")
+    with pytest.raises(MentorError, match=r"loss diverged \(exploding is not finite\)"):
+        fit(Offline(model, Objective(CE(), Exploding())), data(), None,
+            FitSettings(epochs=1, batch_size=8, progress=False), checkpoints=tmp_path)
+    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == good["epoch"]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(MentorError, match="cannot be read"):
+        checkpoint.load(path)
+    with pytest.raises(MentorError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"models": {}, "payload": Batch}, path)  # a class object needs unpickling of code
+    with pytest.raises(MentorError, match="cannot be read"):
+        checkpoint.load(path)
+
+
+def test_stage_epochs_share_what_fixed_stages_leave() -> None:
+    stages = [Stage("hint", Objective(CE()), 3), Stage("a", Objective(CE())), Stage("b", Objective(CE()))]
+    assert stage_epochs(stages, 10) == [3, 4, 3]
+    with pytest.raises(MentorError, match="raise train.epochs"):
+        stage_epochs(stages, 4)
+
+
+def test_empty_training_set_is_refused() -> None:
+    empty = ArrayDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(MentorError, match="training set is empty"):
+        fit(Offline(MLP((4,), 2), Objective(CE())), empty, None, FitSettings(progress=False))
