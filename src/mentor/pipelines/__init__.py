@@ -1,5 +1,5 @@
 """Learning objectives (survey §2) as multi-stage runs."""
 
-from mentor.pipelines.distill import Job, Measured, Result, check, distill, run, train
+from mentor.pipelines.distill import Job, Measured, Result, check, distill, fit_plan, run, settings, train
 
-__all__ = ["Job", "Measured", "Result", "check", "distill", "run", "train"]
+__all__ = ["Job", "Measured", "Result", "check", "distill", "fit_plan", "run", "settings", "train"]

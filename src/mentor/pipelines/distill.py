@@ -7,6 +7,7 @@ scheme; multi-stage methods run their stages one after the other with a fresh op
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,17 @@ import torch
 from torch import nn
 
 from mentor.data import Splits
-from mentor.engine import FitResult, FitSettings, MetricsLog, evaluate, fit, latency, seed_everything
+from mentor.engine import (
+    FitResult,
+    FitSettings,
+    MetricsLog,
+    OptimizerSettings,
+    SchedulerSettings,
+    evaluate,
+    fit,
+    latency,
+    seed_everything,
+)
 from mentor.errors import MentorError
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses import CE, Objective
@@ -41,7 +52,7 @@ def stage_epochs(stages: list[Stage], epochs: int) -> list[int]:
     return [stage.epochs if stage.epochs is not None else next(it) for stage in stages]
 
 
-def train(
+def fit_plan(
     model: nn.Module,
     data: Splits,
     settings: FitSettings,
@@ -50,7 +61,7 @@ def train(
     log: MetricsLog | None = None,
     checkpoints: Path | None = None,
 ) -> list[FitResult]:
-    """Train ``model`` through each stage of ``plan`` (default: cross-entropy only)."""
+    """Train ``model`` through each stage of ``plan`` (default: cross-entropy only), one loop call per stage."""
     stages = as_stages(plan if plan is not None else Objective(CE()))
     results = []
     for stage, epochs in zip(stages, stage_epochs(stages, settings.epochs)):
@@ -123,21 +134,37 @@ class Result:
         return render(header, rows)
 
 
+def settings(
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    scheduler: str = "constant",
+    seed: int = 0,
+    progress: bool = True,
+) -> FitSettings:
+    """Loop settings from plain keywords (the Python API's shorthand for a recipe's ``train`` section)."""
+    return FitSettings(epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+                       optimizer=OptimizerSettings(name=optimizer, lr=lr, weight_decay=weight_decay),
+                       scheduler=SchedulerSettings(name=scheduler))
+
+
+def train(model: nn.Module, data: Splits, plan: Plan | None = None, teacher: nn.Module | None = None,
+          **options: Any) -> list[FitResult]:
+    """Train ``model`` on ``data`` (cross-entropy, or ``plan`` with ``teacher``); options as :func:`settings`."""
+    return fit_plan(model, data, settings(**options), plan, teacher)
+
+
 def distill(
     teacher: nn.Module,
     student: nn.Module,
     data: Splits,
     knowledge: Plan,
     *,
-    epochs: int = 10,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    seed: int = 0,
     baseline: bool = False,
-    progress: bool = True,
     latency_batch: int = 256,
+    **options: Any,
 ) -> Result:
     """Distill a trained ``teacher`` into ``student`` with ``knowledge`` and measure all of them.
 
@@ -147,22 +174,19 @@ def distill(
         data: train/validation/test splits (:func:`mentor.data.load`).
         knowledge: an Objective or stages (:func:`mentor.knowledge.create`).
         baseline: also train a copy of the untrained student alone, for comparison.
+        **options: epochs, batch_size, optimizer, lr, weight_decay, scheduler, seed, progress (:func:`settings`).
 
     Returns:
         a :class:`Result`; ``result.table()`` prints teacher, student alone and student distilled.
     """
-    import copy
-
-    from mentor.engine import OptimizerSettings
-
-    settings = FitSettings(epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
-                           optimizer=OptimizerSettings(name=optimizer, lr=lr, weight_decay=weight_decay))
+    fit_settings = settings(**options)
+    seed = fit_settings.seed
     result = Result([measure("teacher", seed, teacher, data, latency_batch)])
     if baseline:
         alone = copy.deepcopy(student)
-        fits = train(alone, data, settings)
+        fits = fit_plan(alone, data, fit_settings)
         result.rows.append(measure("student alone", seed, alone, data, latency_batch, fits[-1].best_epoch))
-    fits = train(student, data, settings, knowledge, teacher)
+    fits = fit_plan(student, data, fit_settings, knowledge, teacher)
     result.rows.append(measure("student distilled", seed, student, data, latency_batch, fits[-1].best_epoch))
     return result
 
@@ -203,8 +227,8 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             teacher.load_state_dict(state["models"]["student"] if "models" in state else state)
             best = 0
         else:
-            best = train(teacher, data, replace(job.teacher_settings, seed=seed), log=log.bind(run="teacher", seed=seed),
-                         checkpoints=folder("teacher"))[-1].best_epoch
+            best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed),
+                            log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
         result.rows.append(measure("teacher", seed, teacher, data, job.latency_batch, best))
         echo(f"seed {seed}: teacher {result.rows[-1].accuracy:.2%}")
         roles = (["student alone"] if job.student_alone else []) + ["student distilled"]
@@ -212,8 +236,8 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             seed_everything(seed)
             student = job.student()
             plan = job.plan() if role == "student distilled" else None
-            fits = train(student, data, replace(job.settings, seed=seed), plan, teacher,
-                         log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
+            fits = fit_plan(student, data, replace(job.settings, seed=seed), plan, teacher,
+                            log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
             result.rows.append(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch))
             echo(f"seed {seed}: {role} {result.rows[-1].accuracy:.2%}")
     return result
