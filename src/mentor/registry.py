@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from mentor.errors import MentorError, unknown
+import pydantic
+
+from mentor.errors import MentorError, nearest, unknown
 
 T = TypeVar("T")
 
@@ -54,3 +57,34 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         """All registered names, sorted."""
         return sorted(self._entries)
+
+    def parameters(self, name: str, skip: int = 0) -> dict[str, inspect.Parameter]:
+        """The keyword parameters of the callable registered as ``name`` (after ``skip`` positional ones)."""
+        obj = self.get(name)
+        if not callable(obj):
+            raise MentorError(f"{self.kind} {name!r} is not callable")
+        return dict(list(inspect.signature(obj).parameters.items())[skip:])
+
+    def create(self, name: str, *args: Any, **params: Any) -> Any:
+        """Call the entry ``name`` with ``args`` and validated keyword ``params``.
+
+        Unknown parameter names list the nearest valid ones; wrong types and out-of-range values (as
+        declared by the callable's annotations, e.g. ``Annotated[float, Field(gt=0)]``) raise a
+        :class:`MentorError` naming the parameter, what is allowed and what was received.
+        """
+        valid = self.parameters(name, skip=len(args))
+        for key in params:
+            if key not in valid:
+                close = nearest(key, valid)
+                hint = f"; nearest: {', '.join(close)}" if close else ""
+                raise MentorError(
+                    f"unknown parameter {key!r} of {self.kind} {name!r}{hint} (valid: {', '.join(valid) or 'none'})"
+                )
+        try:
+            return pydantic.validate_call(config={"arbitrary_types_allowed": True})(self.get(name))(*args, **params)
+        except pydantic.ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            raise MentorError(
+                f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
+            ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -44,19 +45,27 @@ def _default_out(name: str) -> Path:
 
 def command_run(args: argparse.Namespace) -> int:
     from mentor.engine import MetricsLog
+    from mentor.pipelines.collaborate import check_peers, run_peers
     from mentor.pipelines.distill import check, run
     from mentor.recipes import load_recipe
-    from mentor.recipes.build import build_job
+    from mentor.recipes.build import build_job, build_peers_job
 
     recipe = load_recipe(args.recipe, args.set)
-    job = build_job(recipe, progress=not args.quiet and sys.stderr.isatty())
-    check(job)  # every mistake surfaces here, before anything is written
+    progress = not args.quiet and sys.stderr.isatty()
+    if recipe.scheme is not None:
+        peers_job = build_peers_job(recipe, progress)
+        check_peers(peers_job)  # every mistake surfaces here, before anything is written
+        execute = functools.partial(run_peers, peers_job)
+    else:
+        job = build_job(recipe, progress)
+        check(job)
+        execute = functools.partial(run, job)
     out = Path(args.out) if args.out else _default_out(recipe.name)
     _prepare_out(out, args.force)
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
     started = time.perf_counter()
-    result = run(job, out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True))
+    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True))
     elapsed = time.perf_counter() - started
     summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -12,9 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-import pydantic
-
-from mentor.errors import MentorError, nearest
+from mentor.errors import MentorError
 from mentor.losses.objective import Objective
 from mentor.registry import Registry
 
@@ -47,32 +45,12 @@ def register(name: str, paper: str) -> Callable[[Method], Method]:
 
 def parameters(name: str) -> dict[str, inspect.Parameter]:
     """The parameters a method accepts, by name."""
-    return dict(inspect.signature(KNOWLEDGE.get(name)).parameters)
+    return KNOWLEDGE.parameters(name)
 
 
 def create(name: str, **params: Any) -> Plan:
-    """Create a registered method with validated parameters.
-
-    Unknown parameter names list the nearest valid ones; wrong types and out-of-range values raise a
-    :class:`MentorError` that names the parameter, what is allowed and what was received.
-    """
-    method = KNOWLEDGE.get(name)
-    valid = parameters(name)
-    for key in params:
-        if key not in valid:
-            close = nearest(key, valid)
-            hint = f"; nearest: {', '.join(close)}" if close else ""
-            raise MentorError(
-                f"unknown parameter {key!r} of knowledge method {name!r}{hint} (valid: {', '.join(valid) or 'none'})"
-            )
-    try:
-        return pydantic.validate_call(method)(**params)
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise MentorError(
-            f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
-        ) from None
+    """Create a registered method with validated parameters (see :meth:`Registry.create`)."""
+    return KNOWLEDGE.create(name, **params)
 
 
 def as_stages(plan: Plan, name: str = "train") -> list[Stage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -11,8 +12,11 @@ from mentor import knowledge
 from mentor.engine import FitSettings, OptimizerSettings, SchedulerSettings
 from mentor.knowledge import Plan
 from mentor.models import create
+from mentor.errors import MentorError
+from mentor.pipelines.collaborate import PeersJob
 from mentor.pipelines.distill import Job
 from mentor.recipes import schema
+from mentor.schemes import SCHEMES
 
 
 def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
@@ -33,8 +37,9 @@ def build_plan(items: list[schema.Knowledge]) -> Plan:
     return knowledge.combine([knowledge.create(item.method, **item.params) for item in items])
 
 
-def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
-    """A :class:`Job` whose factories build fresh models and data for each seed."""
+def _data_and_models(recipe: schema.Recipe) -> tuple[Callable[[int], datasets.Splits], Callable[[schema.Model], nn.Module]]:
+    """A per-seed data loader (the first seed's splits loaded now, so a missing dataset fails early) and a
+    model builder for the dataset's classes and input shape."""
     spec = recipe.data
     first = datasets.load(spec.name, validation=spec.validation, seed=recipe.seeds[0], root=spec.root,
                           limit=spec.limit, normalize=spec.normalize)
@@ -49,7 +54,15 @@ def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
     def model(section: schema.Model) -> nn.Module:
         return create(section.model, **{"num_classes": num_classes, "input_shape": input_shape, **section.options})
 
-    teacher = recipe.teacher
+    return load_data, model
+
+
+def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
+    """A distillation :class:`Job` whose factories build fresh models and data for each seed."""
+    load_data, model = _data_and_models(recipe)
+    teacher, student, items = recipe.teacher, recipe.student, recipe.knowledge
+    if teacher is None or student is None or items is None:
+        raise MentorError("a distillation recipe needs teacher, student and knowledge")
     return Job(
         name=recipe.name,
         seeds=list(recipe.seeds),
@@ -57,9 +70,29 @@ def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
         teacher=lambda: model(teacher),
         teacher_checkpoint=Path(teacher.checkpoint) if teacher.checkpoint else None,
         teacher_settings=fit_settings(teacher.train or recipe.train, progress),
-        student=lambda: model(recipe.student),
-        plan=lambda: build_plan(recipe.knowledge),
+        student=lambda: model(student),
+        plan=lambda: build_plan(items),
         settings=fit_settings(recipe.train, progress),
         student_alone=recipe.compare.student_alone,
+        latency_batch=recipe.latency_batch,
+    )
+
+
+def build_peers_job(recipe: schema.Recipe, progress: bool = True) -> PeersJob:
+    """A scheme :class:`PeersJob`: the recipe's peers trained together by its scheme."""
+    load_data, model = _data_and_models(recipe)
+    spec, peers = recipe.scheme, recipe.peers
+    if spec is None or peers is None:
+        raise MentorError("a scheme recipe needs scheme and peers")
+    SCHEMES.get(spec.name)  # unknown names fail now
+    return PeersJob(
+        name=recipe.name,
+        scheme=spec.name,
+        seeds=list(recipe.seeds),
+        load_data=load_data,
+        peers=[(lambda section=section: model(section)) for section in peers],
+        build=lambda models: SCHEMES.create(spec.name, models, **spec.params),
+        settings=fit_settings(recipe.train, progress),
+        independent=recipe.compare.independent,
         latency_batch=recipe.latency_batch,
     )

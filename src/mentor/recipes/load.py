@@ -124,6 +124,8 @@ def explain(error: pydantic.ValidationError) -> MentorError:
         close = nearest(str(location[-1]), valid)
         hint = f"; nearest: {', '.join(close)}" if close else ""
         return MentorError(f"unknown recipe key {key!r}{hint} (valid here: {', '.join(valid)})")
+    if not location:
+        return MentorError(f"recipe: {first['msg'].removeprefix('Value error, ')}")
     if first["type"] == "missing":
         return MentorError(f"recipe key {key!r} is required")
     received = first.get("input")

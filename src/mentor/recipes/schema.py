@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -65,8 +65,14 @@ class Knowledge(Section):
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters")
 
 
+class SchemeSpec(Section):
+    name: str = Field(description="learning scheme (`mentor list schemes`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the scheme's parameters")
+
+
 class Compare(Section):
-    student_alone: bool = Field(True, description="also train the student without a teacher, as the baseline")
+    student_alone: bool = Field(True, description="distillation: also train the student alone, as the baseline")
+    independent: bool = Field(True, description="schemes: also train each peer alone, and their plain ensemble")
 
 
 class Recipe(Section):
@@ -74,9 +80,13 @@ class Recipe(Section):
     description: str = ""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="one full run per seed")
     data: Data = Field(default_factory=Data)
-    teacher: Teacher
-    student: Model
-    knowledge: list[Knowledge] = Field(min_length=1, description="one method, or several combined into one objective")
+    teacher: Teacher | None = Field(None, description="distillation: the teacher (trained first, or loaded)")
+    student: Model | None = Field(None, description="distillation: the student")
+    knowledge: list[Knowledge] | None = Field(
+        None, min_length=1, description="distillation: one method, or several combined into one objective"
+    )
+    scheme: SchemeSpec | None = Field(None, description="online / self-learning: the scheme that trains the peers")
+    peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     latency_batch: int = Field(256, gt=0, description="batch size of the inference latency measurement")
@@ -85,3 +95,19 @@ class Recipe(Section):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _one_kind_of_run(self) -> Recipe:
+        distill = {"teacher": self.teacher, "student": self.student, "knowledge": self.knowledge}
+        scheme = {"scheme": self.scheme, "peers": self.peers}
+        if self.scheme is None and self.peers is None:
+            missing = [key for key, value in distill.items() if value is None]
+            if missing:
+                raise ValueError(f"a distillation recipe needs {', '.join(missing)} (or give scheme and peers)")
+        else:
+            missing = [key for key, value in scheme.items() if value is None]
+            extra = [key for key, value in distill.items() if value is not None]
+            if missing or extra:
+                raise ValueError("a scheme recipe needs scheme and peers"
+                                 + (f" and no {', '.join(extra)}" if extra else f"; missing {', '.join(missing)}"))
+        return self

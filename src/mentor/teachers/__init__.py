@@ -1,5 +1,6 @@
 """Teacher architectures (survey §4)."""
 
+from mentor.teachers.ensemble import Ensemble
 from mentor.teachers.frozen import FrozenTeacher, freeze
 
-__all__ = ["FrozenTeacher", "freeze"]
+__all__ = ["Ensemble", "FrozenTeacher", "freeze"]

@@ -1,0 +1,90 @@
+"""Online and self-learning runs (survey §5): peers trained together by a scheme, compared with the
+same models trained independently (each alone, and their plain ensemble).
+
+The scheme is trained by the one loop; a phased scheme (born-again generations, self-training
+rounds) is trained phase by phase, each phase one call of the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from torch import nn
+
+from mentor.batch import Batch
+from mentor.data import Splits
+from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
+from mentor.pipelines.distill import Result, fit_plan, measure
+from mentor.schemes import Phased, Scheme
+from mentor.teachers import Ensemble
+
+
+@dataclass
+class PeersJob:
+    """Everything a scheme run needs, built and checked before anything is written."""
+
+    name: str
+    scheme: str
+    seeds: list[int]
+    load_data: Callable[[int], Splits]
+    peers: list[Callable[[], nn.Module]]
+    build: Callable[[list[nn.Module]], Scheme | Phased]
+    settings: FitSettings
+    independent: bool = True
+    latency_batch: int = 256
+
+
+def train_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings, log: MetricsLog,
+                 checkpoints: Path | None) -> dict[str, nn.Module]:
+    """Train a scheme (or each phase of a phased one) with the loop; its predictors, trained."""
+    if isinstance(built, Scheme):
+        fit(built, data.train, data.validation, settings, log=log, checkpoints=checkpoints)
+        return built.predictors()
+    for phase in built.phases():
+        epochs = phase.epochs if phase.epochs is not None else settings.epochs
+        folder = checkpoints / phase.name if checkpoints is not None else None
+        fit(phase.scheme, data.train, data.validation, replace(settings, epochs=epochs), log=log,
+            checkpoints=folder, stage=phase.name)
+    return built.predictors()
+
+
+def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
+              echo: Callable[[str], None] = print) -> Result:
+    """For each seed: the scheme's predictors, then (optionally) every peer trained alone and their ensemble."""
+    log = log or MetricsLog()
+    result = Result()
+    for seed in job.seeds:
+        data = job.load_data(seed)
+        folder = (lambda run: out / "checkpoints" / f"seed{seed}" / run) if out else (lambda run: None)
+        settings = replace(job.settings, seed=seed)
+        seed_everything(seed)
+        predictors = train_scheme(job.build([factory() for factory in job.peers]), data, settings,
+                                  log.bind(run=job.scheme, seed=seed), folder(job.scheme))
+        for name, model in predictors.items():
+            result.rows.append(measure(f"{job.scheme}: {name}", seed, model, data, job.latency_batch))
+            echo(f"seed {seed}: {job.scheme} {name} {result.rows[-1].accuracy:.2%}")
+        if not job.independent:
+            continue
+        alone = []
+        for index, factory in enumerate(job.peers):
+            seed_everything(seed)
+            model = factory()
+            fit_plan(model, data, settings, log=log.bind(run=f"peer{index}-alone", seed=seed),
+                     checkpoints=folder(f"peer{index}-alone"))
+            alone.append(model)
+            result.rows.append(measure(f"independent: peer{index}", seed, model, data, job.latency_batch))
+            echo(f"seed {seed}: peer{index} alone {result.rows[-1].accuracy:.2%}")
+        if len(alone) > 1:
+            result.rows.append(measure("independent: ensemble", seed, Ensemble(alone), data, job.latency_batch))
+    return result
+
+
+def check_peers(job: PeersJob) -> None:
+    """Build the scheme once and set it up on a sample batch, so mistakes surface before anything is written."""
+    data = job.load_data(job.seeds[0])
+    sample = Batch(data.train.inputs[:4], data.train.targets[:4], None, len(data.train))
+    built = job.build([factory() for factory in job.peers])
+    first = built if isinstance(built, Scheme) else next(iter(built.phases())).scheme
+    first.setup(sample)

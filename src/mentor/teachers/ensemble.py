@@ -1,0 +1,36 @@
+"""Several models as one predictor (survey §4.2: averaging teachers with identical importance weights)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mentor.errors import MentorError
+
+
+class Ensemble(nn.Module):
+    """Weighted average of the members' softmax outputs; ``forward`` returns its log (usable as logits).
+
+    Args:
+        members: models with the same number of outputs ``K``.
+        weights: one non-negative weight per member (normalized to sum to 1); uniform by default.
+
+    Shapes: inputs ``(B, ...)`` -> log-probabilities ``(B, K)``.
+    """
+
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not members:
+            raise MentorError("an Ensemble needs at least one member")
+        weights = list(weights) if weights is not None else [1.0] * len(members)
+        if len(weights) != len(members) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise MentorError(f"Ensemble weights must be {len(members)} non-negative numbers with a positive sum; "
+                              f"got {weights}")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32) / sum(weights))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        probabilities = sum(w * torch.softmax(m(inputs), dim=1) for w, m in zip(self.weights, self.members))
+        return torch.log(probabilities.clamp_min(1e-12))
