@@ -17,8 +17,11 @@ EXAMPLES = {
     "at": Example({"student": ["stage1", "stage2"], "teacher": ["stage1", "stage2"]}, zero_when_identical=True),
     "ft": Example({"student": "stage2", "teacher": "stage2", "paraphraser_epochs": 1}, zero_when_identical=False),
     "ab": Example(
-        {"student": ["stage1.relu1:input", "stage2.relu1:input"], "teacher": ["stage1.relu1:input", "stage2.relu1:input"],
-         "init_epochs": 1},
+        {
+            "student": ["stage1.relu1:input", "stage2.relu1:input"],
+            "teacher": ["stage1.relu1:input", "stage2.relu1:input"],
+            "init_epochs": 1,
+        },
         zero_when_identical=False,
     ),
 }

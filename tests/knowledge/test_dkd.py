@@ -25,7 +25,7 @@ def softmax(values: list[float]) -> list[float]:
 
 
 def kl(p: list[float], q: list[float]) -> float:
-    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
 
 
 def reference(student: list[float], teacher: list[float], target: int) -> tuple[float, float, float]:
@@ -39,13 +39,13 @@ def reference(student: list[float], teacher: list[float], target: int) -> tuple[
 
 def test_tckd_and_nckd_match_the_definitions() -> None:
     tckd, nckd = decoupled_kl(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS), TAU)
-    refs = [reference(s, t, y) for s, t, y in zip(STUDENT, TEACHER, TARGETS)]
+    refs = [reference(s, t, y) for s, t, y in zip(STUDENT, TEACHER, TARGETS, strict=True)]
     assert tckd.item() == pytest.approx(sum(r[0] for r in refs) / 2, rel=1e-5)
     assert nckd.item() == pytest.approx(sum(r[1] for r in refs) / 2, rel=1e-5)
 
 
 def test_classical_kd_decomposes_as_tckd_plus_weighted_nckd() -> None:
-    for student, teacher, target in zip(STUDENT, TEACHER, TARGETS):
+    for student, teacher, target in zip(STUDENT, TEACHER, TARGETS, strict=True):
         tckd, nckd = decoupled_kl(torch.tensor([student]), torch.tensor([teacher]), torch.tensor([target]), TAU)
         kd = reference(student, teacher, target)[2]
         p_target = softmax([v / TAU for v in teacher])[target]
@@ -57,7 +57,7 @@ def test_objective_weights_parts_and_warms_up_linearly() -> None:
     student, teacher = Outputs(torch.tensor(STUDENT)), Outputs(torch.tensor(TEACHER))
     objective.bind(student, teacher)
     batch = Batch(torch.zeros(2, 1), torch.tensor(TARGETS))
-    refs = [reference(s, t, y) for s, t, y in zip(STUDENT, TEACHER, TARGETS)]
+    refs = [reference(s, t, y) for s, t, y in zip(STUDENT, TEACHER, TARGETS, strict=True)]
     tckd, nckd = sum(r[0] for r in refs) / 2, sum(r[1] for r in refs) / 2
     for epoch, factor in ((0.0, 0.0), (1.0, 0.25), (3.0, 0.75), (10.0, 1.0)):
         out = objective(Context(batch, student, teacher, epoch=epoch, epochs=20))

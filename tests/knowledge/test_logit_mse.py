@@ -25,10 +25,11 @@ def test_value_is_alpha_ce_plus_one_minus_alpha_squared_l2() -> None:
     objective = create("logit_mse", alpha=0.3)
     objective.bind(Outputs(torch.tensor(STUDENT)), Outputs(torch.tensor(TEACHER)))
     out = objective(context(torch.tensor(STUDENT), torch.tensor(TEACHER)))
-    squared = [sum((s - t) ** 2 for s, t in zip(row_s, row_t)) for row_s, row_t in zip(STUDENT, TEACHER)]
+    rows = zip(STUDENT, TEACHER, strict=True)
+    squared = [sum((s - t) ** 2 for s, t in zip(row_s, row_t, strict=True)) for row_s, row_t in rows]
     assert squared == [2.0, 3.0]
     ce = 0.0
-    for row, target in zip(STUDENT, TARGETS):
+    for row, target in zip(STUDENT, TARGETS, strict=True):
         ce -= math.log(math.exp(row[target]) / sum(math.exp(v) for v in row)) / len(STUDENT)
     assert out.parts["logit_mse"].item() == pytest.approx(0.7 * (2.0 + 3.0) / 2, rel=1e-6)
     assert out.parts["ce"].item() == pytest.approx(0.3 * ce, rel=1e-6)
@@ -42,7 +43,7 @@ def test_default_is_pure_logit_regression_with_gradient_two_times_difference() -
     assert out.parts["ce"].item() == 0.0
     out.total.backward()
     # d/dz_S of mean_b ‖z_T − z_S‖² = 2 (z_S − z_T) / B
-    expected = [[2 * (s - t) / 2 for s, t in zip(rs, rt)] for rs, rt in zip(STUDENT, TEACHER)]
+    expected = [[2 * (s - t) / 2 for s, t in zip(rs, rt, strict=True)] for rs, rt in zip(STUDENT, TEACHER, strict=True)]
     assert torch.allclose(student.grad, torch.tensor(expected))
 
 

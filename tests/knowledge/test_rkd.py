@@ -33,7 +33,7 @@ def reference_distance(student: list[list[float]], teacher: list[list[float]]) -
     pairs = [(i, j) for i in range(len(student)) for j in range(len(student)) if i != j]
 
     def potentials(points: list[list[float]]) -> dict[tuple[int, int], float]:
-        distance = {(i, j): norm([a - b for a, b in zip(points[i], points[j])]) for i, j in pairs}
+        distance = {(i, j): norm([a - b for a, b in zip(points[i], points[j], strict=True)]) for i, j in pairs}
         mean = sum(distance.values()) / len(distance)
         return {pair: value / mean for pair, value in distance.items()}
 
@@ -43,9 +43,9 @@ def reference_distance(student: list[list[float]], teacher: list[list[float]]) -
 
 def reference_angle(student: list[list[float]], teacher: list[list[float]]) -> float:
     def cosine(points: list[list[float]], i: int, j: int, k: int) -> float:
-        u = [a - b for a, b in zip(points[i], points[j])]
-        v = [a - b for a, b in zip(points[k], points[j])]
-        return sum(a * b for a, b in zip(u, v)) / (norm(u) * norm(v))
+        u = [a - b for a, b in zip(points[i], points[j], strict=True)]
+        v = [a - b for a, b in zip(points[k], points[j], strict=True)]
+        return sum(a * b for a, b in zip(u, v, strict=True)) / (norm(u) * norm(v))
 
     triplets = list(itertools.permutations(range(len(student)), 3))
     total = sum(huber(cosine(student, i, j, k), cosine(teacher, i, j, k)) for i, j, k in triplets)

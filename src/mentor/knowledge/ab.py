@@ -46,8 +46,8 @@ def _connector(student: torch.Size, teacher: torch.Size, where: str) -> nn.Modul
     if len(student) == 1 and len(teacher) == 1:
         return nn.Sequential(nn.Linear(student[0], teacher[0], bias=False), nn.BatchNorm1d(teacher[0]))
     raise MentorError(
-        f"{where}: cannot connect student shape {tuple(student)} to teacher shape {tuple(teacher)}; tap pre-activations "
-        "of the same kind on both sides (feature maps (C, H, W) or vectors (D,))"
+        f"{where}: cannot connect student shape {tuple(student)} to teacher shape {tuple(teacher)}; tap "
+        "pre-activations of the same kind on both sides (feature maps (C, H, W) or vectors (D,))"
     )
 
 
@@ -64,7 +64,7 @@ class ActivationBoundary(Term):
         if teacher is None:
             raise MentorError("loss term 'ab' needs a teacher, but this scheme has none")
         connectors = []
-        for student_path, teacher_path in zip(self.student_paths, self.teacher_paths):
+        for student_path, teacher_path in zip(self.student_paths, self.teacher_paths, strict=True):
             source, target = student.get(student_path), teacher.get(teacher_path)
             where = f"ab (student {student_path} vs teacher {teacher_path})"
             connectors.append(_connector(source.shape[1:], target.shape[1:], where).to(source.device))
@@ -73,7 +73,8 @@ class ActivationBoundary(Term):
     def loss(self, context: Context) -> torch.Tensor:
         teacher = context.require_teacher(self.name)
         total = context.student.logits.new_zeros(())
-        for connector, student_path, teacher_path in zip(self.connectors, self.student_paths, self.teacher_paths):
+        pairs = zip(self.connectors, self.student_paths, self.teacher_paths, strict=True)
+        for connector, student_path, teacher_path in pairs:
             connected = connector(context.student.get(student_path))
             total = total + activation_boundary_loss(connected, teacher.get(teacher_path), self.margin)
         return total

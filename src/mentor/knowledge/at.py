@@ -59,7 +59,8 @@ class ActivationAttention(Term):
     def bind(self, student: Outputs, teacher: Outputs | None) -> None:
         if teacher is None:
             raise MentorError("loss term 'at' needs a teacher, but this scheme has none")
-        for role, outputs, paths in (("student", student, self.student_paths), ("teacher", teacher, self.teacher_paths)):
+        sides = (("student", student, self.student_paths), ("teacher", teacher, self.teacher_paths))
+        for role, outputs, paths in sides:
             for path in paths:
                 if outputs.get(path).ndim != 4:
                     raise MentorError(
@@ -70,10 +71,10 @@ class ActivationAttention(Term):
     def loss(self, context: Context) -> torch.Tensor:
         teacher = context.require_teacher(self.name)
         total = context.student.logits.new_zeros(())
-        for student_path, teacher_path in zip(self.student_paths, self.teacher_paths):
+        for student_path, teacher_path in zip(self.student_paths, self.teacher_paths, strict=True):
             student_map = attention_map(context.student.get(student_path), self.power)
             teacher_map = attention_map(teacher.get(teacher_path), self.power)
-            size = tuple(min(a, b) for a, b in zip(student_map.shape[1:], teacher_map.shape[1:]))
+            size = tuple(min(a, b) for a, b in zip(student_map.shape[1:], teacher_map.shape[1:], strict=True))
             if tuple(student_map.shape[1:]) != size:
                 student_map = F.adaptive_avg_pool2d(student_map.unsqueeze(1), size).squeeze(1)
             if tuple(teacher_map.shape[1:]) != size:
@@ -101,7 +102,10 @@ class GradientAttention(Term):
 
     def loss(self, context: Context) -> torch.Tensor:
         if context.student_model is None or context.teacher_model is None:
-            raise MentorError("at with mode: gradient needs the student and teacher models in the context (offline scheme)")
+            raise MentorError(
+                "at with mode: gradient needs the student and teacher models in its context; use a scheme that "
+                "passes them (offline)"
+            )
         teacher = getattr(context.teacher_model, "model", context.teacher_model)  # the raw module of a FrozenTeacher
         inputs, targets = context.batch.inputs, context.batch.targets
         student_gradient = input_gradient(context.student_model, inputs, targets, graph=True)

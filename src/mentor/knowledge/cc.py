@@ -13,7 +13,8 @@ expansion:
     L_CC    = 1/B² ‖ψ(F_T) − ψ(F_S)‖²₂
     L       = w_CE · CE + w_KD · τ² KL(p_T^τ || p_S^τ) + β · L_CC
 
-The paper writes the mixture as α·CE + (1 − α)·KD + β·L_CC; here w_CE = α and w_KD = 1 − α by default.
+The paper writes the mixture as α·CE + (1 − α)·KD + β·L_CC, i.e. w_CE = α and w_KD = 1 − α (defaults here
+0.1 / 0.9 as in ``kd``; β = ``cc_weight``, γ = 0.4, P = 2).
 """
 
 from __future__ import annotations

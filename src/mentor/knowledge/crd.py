@@ -5,9 +5,9 @@ Tian, Krishnan & Isola (2020), "Contrastive Representation Distillation", ICLR, 
 The student's representation is trained to carry as much information about the teacher's as possible
 by a contrastive (NCE) lower bound on their mutual information. Embeddings are a linear map then
 L2 normalization on each side, g_S(s) and g_T(t) ``(B, d)`` (both heads train; the teacher network does
-not). A pair (t, s) from the same input is positive; K negatives per sample are drawn uniformly from
-the other N − 1 samples of the dataset (N = ``batch.dataset_size``), read from memory banks ``(N, d)``
-holding past embeddings. With the critic
+not). A pair (t, s) from the same input is positive; K negatives per sample are drawn uniformly, with
+replacement, from the other N − 1 samples of the dataset (N = ``batch.dataset_size``) and read from
+memory banks ``(N, d)`` holding past embeddings (requires ``batch.indices``). With the critic
 
     h(t, s) = exp(tᵀs/τ) / (exp(tᵀs/τ) + K/N)
 
@@ -18,7 +18,9 @@ the loss of each anchor direction is the negative of the paper's NCE bound, aver
     L   = w_CE · CE + w_KD · τ_KD² KL(p_T || p_S) + β (L_S + L_T)
 
 After use, the rows of this batch are updated under no_grad: bank[i] ← normalize(m·bank[i] + (1 − m)·g(x_i)).
-Banks start as random unit vectors and the negatives are drawn from a generator seeded by ``seed``.
+Banks are allocated at the first step (``bind`` sees no batch, so N is not known before), as random unit
+vectors; they and the negatives come from a generator seeded by ``seed``. Defaults: d = 128, K = 16384,
+τ = 0.07, m = 0.5, β = 0.8 (lower K on small data or memory: the step costs O(B·K·d)).
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class ContrastiveRepresentation(Term):
         self.student_layer, self.teacher_layer = student_layer, teacher_layer
         self.student_taps = () if student_layer == "logits" else (student_layer,)
         self.teacher_taps = () if teacher_layer == "logits" else (teacher_layer,)
-        self.feature_dim, self.negatives, self.temperature, self.momentum = feature_dim, negatives, temperature, momentum
+        self.feature_dim, self.negatives = feature_dim, negatives
+        self.temperature, self.momentum = temperature, momentum
         self.generator = torch.Generator().manual_seed(seed)
         self.student_head: nn.Module = nn.Identity()
         self.teacher_head: nn.Module = nn.Identity()

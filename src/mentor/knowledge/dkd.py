@@ -88,7 +88,9 @@ class DecoupledKL(Term):
         teacher = context.require_teacher(self.name)
         targets, classes = context.batch.targets, context.student.logits.shape[1]
         if targets.dtype != torch.long or targets.ndim != 1:
-            raise MentorError(f"dkd needs class-index targets (B,) of dtype int64; got {targets.dtype} {tuple(targets.shape)}")
+            raise MentorError(
+                f"dkd needs class-index targets (B,) of dtype int64; got {targets.dtype} {tuple(targets.shape)}"
+            )
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
             raise MentorError(f"dkd targets must be class indices in [0, {classes}); got values outside that range")
         tckd, nckd = decoupled_kl(context.student.logits, teacher.logits, targets, self.temperature)

@@ -56,11 +56,12 @@ class FSPLoss(Term):
     def bind(self, student: Outputs, teacher: Outputs | None) -> None:
         if teacher is None:
             raise MentorError("loss term 'fsp' needs a teacher, but this scheme has none")
-        for index, (student_pair, teacher_pair) in enumerate(zip(self.student_pairs, self.teacher_pairs), start=1):
+        pairs = zip(self.student_pairs, self.teacher_pairs, strict=True)
+        for index, (student_pair, teacher_pair) in enumerate(pairs, start=1):
             shapes = {}
             for role, outputs, pair in (("student", student, student_pair), ("teacher", teacher, teacher_pair)):
                 tensors = [outputs.get(path) for path in pair]
-                for path, tensor in zip(pair, tensors):
+                for path, tensor in zip(pair, tensors, strict=True):
                     if tensor.ndim != 4:
                         raise MentorError(
                             f"fsp pair {index}: {role} layer {path!r} gives shape {tuple(tensor.shape)}; FSP matrices "
@@ -77,7 +78,7 @@ class FSPLoss(Term):
     def loss(self, context: Context) -> torch.Tensor:
         teacher = context.require_teacher(self.name)
         total = context.student.logits.new_zeros(())
-        for (s_in, s_out), (t_in, t_out) in zip(self.student_pairs, self.teacher_pairs):
+        for (s_in, s_out), (t_in, t_out) in zip(self.student_pairs, self.teacher_pairs, strict=True):
             student_flow = fsp_matrix(context.student.get(s_in), context.student.get(s_out))
             teacher_flow = fsp_matrix(teacher.get(t_in), teacher.get(t_out))
             total = total + (teacher_flow - student_flow).pow(2).sum(dim=(1, 2)).mean()

@@ -40,8 +40,10 @@ def _block(in_channels: int, out_channels: int, transposed: bool = False) -> nn.
 
 
 def _feature_map(tensor: torch.Tensor, role: str, path: str) -> torch.Tensor:
+    """``tensor`` if it is a feature map ``(B, C, H, W)``; a :class:`MentorError` otherwise."""
     if tensor.ndim != 4:
-        raise MentorError(f"ft: {role} layer {path!r} gives shape {tuple(tensor.shape)}; tap a feature map (B, C, H, W)")
+        shape = tuple(tensor.shape)
+        raise MentorError(f"ft: {role} layer {path!r} gives shape {shape}; tap a feature map (B, C, H, W)")
     return tensor
 
 
@@ -68,10 +70,9 @@ class Paraphraser(nn.Module):
         self.channels = channels
         factor = self.factor_channels
         self.encoder = nn.Sequential(_block(channels, channels), _block(channels, factor), _block(factor, factor))
-        self.decoder = nn.Sequential(
-            _block(factor, factor, True), _block(factor, channels, True), nn.ConvTranspose2d(channels, channels, 3, padding=1)
-        ).to(device)
-        self.encoder.to(device)
+        last = nn.ConvTranspose2d(channels, channels, 3, padding=1)  # linear output: features may be negative
+        self.decoder = nn.Sequential(_block(factor, factor, True), _block(factor, channels, True), last)
+        self.to(device)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.decoder(self.encoder(features))
@@ -112,7 +113,7 @@ class FactorTransfer(Term):
         target = _feature_map(teacher.get(self.teacher_path), "teacher", self.teacher_path)
         source = _feature_map(student.get(self.student_path), "student", self.student_path)
         self.paraphraser.build(target.shape[1], target.device)
-        self.paraphraser.requires_grad_(False).eval()
+        self.paraphraser.requires_grad_(False).eval().zero_grad(set_to_none=True)
         factor, channels = self.paraphraser.factor_channels, source.shape[1]
         self.translator = nn.Sequential(_block(channels, channels), _block(channels, factor), _block(factor, factor))
         self.translator.to(source.device)
@@ -128,7 +129,7 @@ class FactorTransfer(Term):
         with torch.no_grad():
             teacher_factor = self.paraphraser.encoder(teacher.get(self.teacher_path))
         student_factor = self.translator(context.student.get(self.student_path))
-        size = tuple(min(a, b) for a, b in zip(student_factor.shape[2:], teacher_factor.shape[2:]))
+        size = tuple(min(a, b) for a, b in zip(student_factor.shape[2:], teacher_factor.shape[2:], strict=True))
         student_factor = F.adaptive_avg_pool2d(student_factor, size)
         teacher_factor = F.adaptive_avg_pool2d(teacher_factor, size)
         student_factor = F.normalize(student_factor.flatten(1), dim=1)

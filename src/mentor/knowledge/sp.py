@@ -38,7 +38,7 @@ class SimilarityPreserving(Term):
 
     def __init__(self, student_layers: list[str], teacher_layers: list[str], weight: float) -> None:
         super().__init__("sp", weight)
-        self.pairs = list(zip(student_layers, teacher_layers))
+        self.pairs = list(zip(student_layers, teacher_layers, strict=True))
         self.student_taps = tuple(dict.fromkeys(p for p in student_layers if p != "logits"))
         self.teacher_taps = tuple(dict.fromkeys(p for p in teacher_layers if p != "logits"))
 

@@ -24,6 +24,7 @@ ones, the fraction ``keep_wrong_*`` with the best ranks (the paper's top-k%).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -109,11 +110,24 @@ class TransformedPass:
 
         return self._once("student", context, run)
 
-    def _once(self, side: str, context: Context, run) -> Outputs:  # noqa: ANN001 - a zero-argument callable
+    def _once(self, side: str, context: Context, run: Callable[[], Outputs]) -> Outputs:
         cached = self._cache.get(side)
         if cached is None or cached[0] is not context:
             self._cache[side] = cached = (context, run())
         return cached[1]
+
+    def __deepcopy__(self, memo: dict) -> TransformedPass:
+        return TransformedPass(self.student_tap, self.teacher_tap)  # the cache holds autograd graphs: not copied
+
+
+def _require(teacher: Outputs | None) -> Outputs:
+    if teacher is None:
+        raise MentorError("sskd needs a teacher, but this scheme has none")
+    return teacher
+
+
+def _width(outputs: Outputs, tap: str) -> int:
+    return outputs.get(tap).flatten(1).shape[1]
 
 
 def _positives(batch_size: int, device: torch.device) -> torch.Tensor:
@@ -135,9 +149,7 @@ class HeadContrastive(Term):
         self.teacher_taps = (rotated.teacher_tap,)
 
     def bind(self, student: Outputs, teacher: Outputs | None) -> None:
-        if teacher is None:
-            raise MentorError("sskd needs a teacher, but this scheme has none")
-        self.head.build(teacher.get(self.rotated.teacher_tap).flatten(1).shape[1])
+        self.head.build(_width(_require(teacher), self.rotated.teacher_tap))
 
     def loss(self, context: Context) -> torch.Tensor:
         normal = context.require_teacher(self.name).get(self.rotated.teacher_tap)
@@ -170,10 +182,8 @@ class SimilarityKL(Term):
         self.student_taps, self.teacher_taps = (rotated.student_tap,), (rotated.teacher_tap,)
 
     def bind(self, student: Outputs, teacher: Outputs | None) -> None:
-        if teacher is None:
-            raise MentorError("sskd needs a teacher, but this scheme has none")
-        self.student_head.build(student.get(self.rotated.student_tap).flatten(1).shape[1])
-        self.teacher_head.build(teacher.get(self.rotated.teacher_tap).flatten(1).shape[1])
+        self.student_head.build(_width(student, self.rotated.student_tap))
+        self.teacher_head.build(_width(_require(teacher), self.rotated.teacher_tap))
 
     def loss(self, context: Context) -> torch.Tensor:
         tap_s, tap_t = self.rotated.student_tap, self.rotated.teacher_tap
@@ -202,7 +212,17 @@ def sskd(
     student_embedding: str = "flatten",
     teacher_embedding: str = "flatten",
 ) -> list[Stage]:
-    """Stage ``head`` trains the teacher's SS head; stage ``distill`` trains the student (defaults: the paper's)."""
+    """Stage ``head`` trains the teacher's SS head, stage ``distill`` the student and its SS head.
+
+    Args:
+        head_epochs: length of stage 1; head_temperature: τ_h of its contrastive CE.
+        ce_weight / kd_weight / transformed_weight / ss_weight: λ_CE, λ_KD, λ_T, λ_ss.
+        temperature / transformed_temperature / ss_temperature: τ, τ_T, τ_ss.
+        keep_wrong_transformed / keep_wrong_ss: fraction of wrongly predicted rotated rows kept in L_T / L_ss.
+        student_embedding / teacher_embedding: tap paths of the embeddings the SS heads read.
+
+    Weights, temperatures and keep fractions default to the authors' CIFAR-100 settings.
+    """
     rotated = TransformedPass(student_embedding, teacher_embedding)
     teacher_head = ProjectionHead()
     distill = Objective(

@@ -60,7 +60,7 @@ class VariationalInformation(Term):
     def __init__(self, student_layers: list[str], teacher_layers: list[str], initial_variance: float,
                  weight: float) -> None:
         super().__init__("vid", weight)
-        self.pairs = list(zip(student_layers, teacher_layers))
+        self.pairs = list(zip(student_layers, teacher_layers, strict=True))
         self.initial_variance = initial_variance
         self.student_taps = tuple(dict.fromkeys(p for p in student_layers if p != "logits"))
         self.teacher_taps = tuple(dict.fromkeys(p for p in teacher_layers if p != "logits"))
@@ -83,8 +83,11 @@ class VariationalInformation(Term):
 
     def loss(self, context: Context) -> torch.Tensor:
         teacher = context.require_teacher(self.name)
+        if len(self.regressors) != len(self.pairs):
+            raise MentorError("vid's regressors are built from sample outputs: call objective.bind(student, teacher) "
+                              "(a scheme's setup does) before computing the loss")
         total = context.student.logits.new_zeros(())
-        for regressor, (student_layer, teacher_layer) in zip(self.regressors, self.pairs):
+        for regressor, (student_layer, teacher_layer) in zip(self.regressors, self.pairs, strict=True):
             student_feature = context.student.get(student_layer)
             total = total + regressor.negative_log_likelihood(student_feature, teacher.get(teacher_layer))
         return total

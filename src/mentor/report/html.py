@@ -104,10 +104,12 @@ def curves_section(run: Run) -> str:
         if not seeds:
             continue
         keys = list(dict.fromkeys(key for records in seeds for r in records for key in r))
-        losses = {key.removeprefix("train/"): _mean_curve(seeds, key) for key in keys if key.startswith("train/")}
+        # "train/loss" is the weighted total; the other "train/<term>" keys are the terms.
+        losses = {"total" if key == "train/loss" else key.removeprefix("train/"): _mean_curve(seeds, key)
+                  for key in keys if key.startswith("train/")}
         parts.append(_img(f"loss curves of {role}", plots.lines(
             f"{run.name}: {role} training loss (mean of {len(seeds)} seed(s))", losses, "epoch", "loss",
-            _boundaries(seeds[0]))))
+            _boundaries(seeds[0]), emphasized="total")))
         predictors = [key for key in keys if key.startswith("val/") and key.endswith("/accuracy")]
         for key in predictors:
             label = role if len(predictors) == 1 else f"{role} ({key.split('/')[1]})"
@@ -144,15 +146,18 @@ def evaluation_sections(run: Run, outputs: Predictions) -> str:
     header = ["model", "compared with", *(f"seed {s} %" for s in seeds), "mean %"]
     agreement_html = (_table(header, rows) if rows else _note("needs at least two models")) + notes
     students = [role for role in roles if role != "teacher"] or roles
-    matrices = "".join(_img(f"confusion matrix of {role}", plots.confusion(
-        f"{role} (test, {len(outputs.logits[role])} seed(s))",
-        sum(confusion_matrix(logits, outputs.labels) for logits in outputs.logits[role].values()))) for role in students)
+    matrices = ""
+    for role in students:
+        summed = sum(confusion_matrix(logits, outputs.labels) for logits in outputs.logits[role].values())
+        title = f"{role} (test, {len(outputs.logits[role])} seed(s))"
+        matrices += _img(f"confusion matrix of {role}", plots.confusion(title, summed))
     diagrams = {role: reliability(torch.cat([logits.softmax(dim=1) for logits in by_seed.values()]),
                                   outputs.labels.repeat(len(by_seed)), BINS)
                 for role, by_seed in outputs.logits.items()}
     ece_rows = [[role, len(outputs.logits[role]), f"{diagram.ece:.4f}"] for role, diagram in diagrams.items()]
-    calibration_html = (_table(["model", "seeds", f"ECE ({BINS} bins)"], ece_rows)
-                        + _img("reliability diagrams", plots.reliability_diagrams(f"{run.name}: calibration", diagrams)))
+    diagram_png = plots.reliability_diagrams(f"{run.name}: calibration", diagrams)
+    ece_table = _table(["model", "seeds", f"ECE ({BINS} bins)"], ece_rows)
+    calibration_html = ece_table + _img("reliability diagrams", diagram_png)
     return (_section("Agreement", agreement_html) + _section("Confusion matrices", matrices)
             + _section("Calibration", calibration_html))
 

@@ -43,16 +43,21 @@ def _encode(figure: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def lines(title: str, series: Series, xlabel: str, ylabel: str, boundaries: Sequence[float] = ()) -> str:
-    """One line per entry of ``series``; dashed vertical lines at ``boundaries`` (stage changes)."""
+def lines(title: str, series: Series, xlabel: str, ylabel: str, boundaries: Sequence[float] = (),
+          emphasized: str | None = None) -> str:
+    """One line per entry of ``series`` (``emphasized`` dashed black); dashed grey lines at ``boundaries``."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    from matplotlib.ticker import MaxNLocator
+
     for label, (xs, ys) in series.items():
-        axes.plot(list(xs), list(ys), marker="o" if len(xs) < 20 else None, markersize=3, label=label)
+        style = {"color": "black", "linestyle": "--"} if label == emphasized else {}
+        axes.plot(list(xs), list(ys), marker="o" if len(xs) < 20 else None, markersize=3, label=label, **style)
     for boundary in boundaries:
         axes.axvline(boundary, color="grey", linestyle="--", linewidth=0.8)
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if series:
         axes.legend(fontsize=8)
     return _encode(figure)
@@ -83,7 +88,7 @@ def reliability_diagrams(title: str, diagrams: Mapping[str, Reliability]) -> str
     columns = min(count, 3)
     rows = math.ceil(count / columns)
     figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
-    for axes, (label, diagram) in zip(grid.flat, diagrams.items()):
+    for axes, (label, diagram) in zip(grid.flat, diagrams.items(), strict=False):
         edges = diagram.edges.numpy()
         width = edges[1] - edges[0]
         accuracy = torch.nan_to_num(diagram.accuracy, nan=0.0).numpy()
@@ -106,9 +111,11 @@ def size_and_latency(title: str, roles: Sequence[str], parameters: Sequence[floa
     plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
     colors = [f"C{index % 10}" for index in range(len(roles))]
-    left.bar(list(roles), list(parameters), color=colors)
+    left.bar_label(left.bar(list(roles), list(parameters), color=colors), labels=[f"{p:,.0f}" for p in parameters],
+                   fontsize=7)
     left.set(title="parameters", ylabel="count")
-    right.bar(list(roles), list(latency), color=colors)
+    right.bar_label(right.bar(list(roles), list(latency), color=colors), labels=[f"{t:.3g}" for t in latency],
+                    fontsize=7)
     right.set(title="latency", ylabel="ms per batch")
     for axes in (left, right):
         axes.tick_params(axis="x", labelrotation=20, labelsize=8)

@@ -10,9 +10,9 @@ divergence from every other peer's prediction to its own:
 Logits ``(B, K)`` per peer; p^τ = softmax(z/τ). The paper uses τ = 1 (then τ² = 1 and this is its
 equation exactly). The other peers' predictions are detached: they are targets for peer k. Because of
 that, the gradient of Σ_k L_k with respect to peer k's weights is the gradient of L_k alone, so one
-backward pass of the sum and one optimizer step equal the paper's simultaneous updates of all peers
-from the same predictions (its Algorithm 1 updates the peers one after another, re-predicting in between;
-the simultaneous form is the one it states for K peers).
+backward pass of the sum followed by one optimizer step is exactly the simultaneous update of every peer
+from the same predictions. (The paper's Algorithm 1 alternates the peers' updates, predicting again
+between them; the simultaneous form needs one forward pass per peer per step.)
 """
 
 from __future__ import annotations

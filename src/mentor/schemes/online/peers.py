@@ -162,6 +162,13 @@ def resize_maps(maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [m if tuple(m.shape[2:]) == size else F.adaptive_avg_pool2d(m, size) for m in maps]
 
 
+class EvalSequential(nn.Sequential):
+    """A sequential view that stays in eval mode whatever the caller asks (a predictor over frozen parts)."""
+
+    def train(self, mode: bool = True) -> EvalSequential:
+        return super().train(False)
+
+
 class MeanTeacher(nn.Module):
     """Temporal mean of a model (Tarvainen & Valpola 2017): θ' ← α θ' + (1 − α) θ after every step.
 

@@ -58,6 +58,13 @@ def reinitialized(template: nn.Module, seed: int) -> nn.Module:
     return model
 
 
+def freeze_trained(model: nn.Module) -> FrozenTeacher:
+    """:func:`~mentor.teachers.freeze` a model trained by an earlier phase, dropping its stale gradients."""
+    for parameter in model.parameters():
+        parameter.grad = None
+    return freeze(model)
+
+
 def mean_softmax_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
     """log((1/M) Σ_m softmax(z_m)) for M logits ``(B, K)``: an ensemble's output, usable as logits."""
     log_probs = torch.stack([torch.log_softmax(z, dim=1) for z in logits])
@@ -70,6 +77,7 @@ class SoftmaxEnsemble(nn.Module):
     def __init__(self, models: Sequence[nn.Module]) -> None:
         super().__init__()
         self.members = nn.ModuleList(models)
+        self.training = False  # evaluation restores this mode: never switch frozen members to training
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return mean_softmax_logits([model(inputs) for model in self.members])
@@ -89,7 +97,7 @@ class TaughtByEarlierPhase(Offline):
         self._earlier = (teacher,)  # a tuple keeps it out of this module's children until frozen
 
     def setup(self, batch: Batch) -> None:
-        self.teacher = freeze(self._earlier[0])
+        self.teacher = freeze_trained(self._earlier[0])
         super().setup(batch)
 
 
