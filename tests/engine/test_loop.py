@@ -89,3 +89,37 @@ def test_empty_training_set_is_refused() -> None:
     empty = ArrayDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
     with pytest.raises(MentorError, match="training set is empty"):
         fit(Offline(MLP((4,), 2), Objective(CE())), empty, None, FitSettings(progress=False))
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save({"epoch": 1}, path, rotate=True)
+    checkpoint.save({"epoch": 2}, path, rotate=True)
+    assert checkpoint.load_latest(path) == ({"epoch": 2}, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip bits in the middle of the payload
+    path.write_bytes(bytes(data))
+    with pytest.raises(MentorError, match="corrupt|cannot be read"):
+        checkpoint.load(path)
+    state, source = checkpoint.load_latest(path)
+    assert state == {"epoch": 1} and source.name == "last.prev.pt"
+    path.write_bytes(b"")  # a truncated file
+    assert checkpoint.load_latest(path)[0] == {"epoch": 1}
+
+
+def test_resume_continues_from_last_checkpoint_bit_for_bit(tmp_path: Path) -> None:
+    def trained(epochs: int, resume: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = MLP((4,), 2, hidden=(8,), dropout=0.2)
+        settings = FitSettings(epochs=epochs, batch_size=8, progress=False, resume=resume,
+                               optimizer=OptimizerSettings("sgd", 0.1))
+        fit(Offline(model, Objective(CE())), data(), None, settings, checkpoints=tmp_path / "ckpt")
+        return model.state_dict()
+
+    whole = trained(4, False)
+    (tmp_path / "ckpt" / "last.pt").unlink()
+    (tmp_path / "ckpt" / "last.prev.pt").unlink()
+    trained(2, False)  # an interrupted run: two of four epochs done (constant learning rate)
+    resumed = trained(4, True)
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key

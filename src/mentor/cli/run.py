@@ -1,4 +1,4 @@
-"""`mentor run RECIPE`: run a recipe into a run directory and print the results table."""
+"""`mentor run RECIPE` and `mentor resume RUN_DIR`: run a recipe into a run directory, print the table."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from mentor.engine import MetricsLog
 from mentor.errors import MentorError
+from mentor.pipelines.distill import Result
+from mentor.recipes import Recipe, load_recipe, validate
+from mentor.recipes.load import read_yaml
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,6 +28,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--force", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=command_run)
+    resume = commands.add_parser("resume", help="continue an interrupted run from its last checkpoints")
+    resume.add_argument("run_dir", help="the run directory of the interrupted run")
+    resume.add_argument("--quiet", action="store_true", help="no progress bars")
+    resume.set_defaults(handler=command_resume)
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -43,29 +52,25 @@ def _default_out(name: str) -> Path:
     return out
 
 
-def command_run(args: argparse.Namespace) -> int:
-    from mentor.engine import MetricsLog
+def _planned(recipe: Recipe, progress: bool) -> Callable[..., Result]:
+    """Build and check every piece of the run (nothing is written yet); the function that runs it."""
     from mentor.pipelines.collaborate import check_peers, run_peers
     from mentor.pipelines.distill import check, run
-    from mentor.recipes import load_recipe
     from mentor.recipes.build import build_job, build_peers_job
 
-    recipe = load_recipe(args.recipe, args.set)
-    progress = not args.quiet and sys.stderr.isatty()
     if recipe.scheme is not None:
         peers_job = build_peers_job(recipe, progress)
-        check_peers(peers_job)  # every mistake surfaces here, before anything is written
-        execute = functools.partial(run_peers, peers_job)
-    else:
-        job = build_job(recipe, progress)
-        check(job)
-        execute = functools.partial(run, job)
-    out = Path(args.out) if args.out else _default_out(recipe.name)
-    _prepare_out(out, args.force)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
+        check_peers(peers_job)
+        return functools.partial(run_peers, peers_job)
+    job = build_job(recipe, progress)
+    check(job)
+    return functools.partial(run, job)
+
+
+def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: bool) -> int:
     started = time.perf_counter()
-    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True))
+    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True),
+                     resume=resume)
     elapsed = time.perf_counter() - started
     summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -75,3 +80,21 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_run(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, args.set)
+    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
+    out = Path(args.out) if args.out else _default_out(recipe.name)
+    _prepare_out(out, args.force)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
+    return _execute(recipe, execute, out, resume=False)
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    out = Path(args.run_dir)
+    if not (out / "recipe.yaml").is_file():
+        raise MentorError(f"{str(out)!r} is not a run directory (no recipe.yaml); give the --out of a `mentor run`")
+    recipe = validate(read_yaml(out / "recipe.yaml"))
+    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
+    print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
+    return _execute(recipe, execute, out, resume=True)

@@ -39,7 +39,7 @@ class BatchIterator:
     """
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, transform: Transform | None = None) -> None:
+                 drop_last: bool = False, transform: Transform | None = None, rank: int = 0, world: int = 1) -> None:
         if batch_size < 1:
             raise MentorError(f"batch_size must be a positive integer; got {batch_size}")
         self.dataset = dataset
@@ -49,14 +49,21 @@ class BatchIterator:
         self.drop_last = drop_last
         self.transform = transform
         self.epoch = 0
+        if not 0 <= rank < world:
+            raise MentorError(f"rank must be in [0, world); got rank={rank}, world={world}")
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order (and augmentation) the next iteration produces."""
         self.epoch = epoch
 
+    def _count(self) -> int:
+        """Samples this process sees per epoch: an equal share of the dataset for every rank."""
+        return len(self.dataset) // self.world if self.world > 1 else len(self.dataset)
+
     def __len__(self) -> int:
         """Number of batches per epoch."""
-        n = len(self.dataset)
+        n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -70,10 +77,15 @@ class BatchIterator:
         if self.shuffle:
             order = torch.randperm(len(self.dataset), generator=epoch_generator(self.seed, self.epoch))
             order = order.to(inputs.device)
-        augment_generator = epoch_generator(self.seed, self.epoch, stream=1) if self.transform else None
+        if self.world > 1:
+            # rank r takes every world-th sample: the ranks' k-th batches together form the k-th global batch
+            # of a single process with batch_size × world
+            base = order if order is not None else torch.arange(len(self.dataset), device=inputs.device)
+            order = base[: self._count() * self.world][self.rank :: self.world]
+        augment_generator = epoch_generator(self.seed, self.epoch, stream=1 + self.rank) if self.transform else None
         for batch in range(len(self)):
             start = batch * self.batch_size
-            stop = min(start + self.batch_size, len(self.dataset))
+            stop = min(start + self.batch_size, self._count())
             if order is None:
                 index = torch.arange(start, stop, device=inputs.device)
                 x, y = inputs[start:stop], targets[start:stop]

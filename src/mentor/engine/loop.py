@@ -1,26 +1,33 @@
 """The one training loop: epochs, optimizers, LR schedules, clipping, evaluation, checkpoints, metrics.
 
 It drives any :class:`~mentor.schemes.Scheme` and contains no loss math: the scheme returns the loss
-of a batch, the loop back-propagates it and steps one optimizer per parameter group.
+of a batch, the loop back-propagates it and steps one optimizer per parameter group. It also owns the
+mechanics every scheme shares: device placement, bf16 autocast, data-parallel gradient averaging
+under torchrun, a divergence guard, and resumable checkpoints (every trained module, optimizer and
+scheduler, the RNG states and the best-so-far), so an interrupted run continues bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from mentor.batch import Batch
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.engine import checkpoint
+from mentor.engine.distributed import average_gradients, broadcast_parameters, world
 from mentor.engine.evaluate import evaluate
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
@@ -33,7 +40,14 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass
 class FitSettings:
-    """How to train: the ``train`` section of a recipe."""
+    """How to train: the ``train`` section of a recipe.
+
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available). ``precision``: ``"fp32"`` or
+    ``"bf16"`` (autocast on CPU and CUDA). ``channels_last``: NHWC memory format for 4-D inputs and models.
+    ``resume``: continue from ``last.pt`` in the checkpoint folder when there is one.
+    ``teacher_cache``: let offline schemes read a frozen teacher's outputs from a per-dataset cache when
+    the inputs are deterministic (``augment`` is ``None``).
+    """
 
     epochs: int = 10
     batch_size: int = 64
@@ -44,6 +58,11 @@ class FitSettings:
     progress: bool = True
     eval_batch_size: int = 1024
     augment: Transform | None = None
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    resume: bool = False
+    teacher_cache: bool = False
 
 
 @dataclass
@@ -53,6 +72,21 @@ class FitResult:
     history: list[dict[str, Any]]
     best_epoch: int
     best: dict[str, float]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available; a clear error when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MentorError(f"train.device is {name!r} but no CUDA device is available; use device: cpu or auto")
+    return torch.device(name)
+
+
+def _autocast(settings: FitSettings, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if settings.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _check_finite(total: torch.Tensor, parts: dict[str, torch.Tensor], where: str) -> None:
@@ -65,8 +99,97 @@ def _check_finite(total: torch.Tensor, parts: dict[str, torch.Tensor], where: st
     )
 
 
-def _state(scheme: Scheme) -> dict[str, Any]:
+def _snapshot(scheme: Scheme) -> dict[str, Any]:
     return {name: copy.deepcopy(module.state_dict()) for name, module in scheme.trained().items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_models(scheme: Scheme, models: dict[str, Any]) -> None:
+    for name, module in scheme.trained().items():
+        if name not in models:
+            raise MentorError(f"checkpoint has no weights for {name!r} (it holds {sorted(models)})")
+        try:
+            module.load_state_dict(models[name])
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[1:2] or [str(error)]
+            raise MentorError(f"checkpoint weights do not fit {name!r}: {first[0].strip()}") from None
+
+
+class _Run:
+    """The state of one fit: what is trained, what is kept, and where."""
+
+    def __init__(self, scheme: Scheme, settings: FitSettings, checkpoints: Path | None) -> None:
+        self.scheme, self.settings, self.checkpoints = scheme, settings, checkpoints
+        self.world = world()
+        self.optimizers = {n: build_optimizer(p, settings.optimizer) for n, p in scheme.optimized().items() if p}
+        self.schedulers = {n: build_scheduler(o, settings.scheduler, settings.epochs) for n, o in self.optimizers.items()}
+        self.parameters = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
+        self.start_epoch, self.best_accuracy, self.best_epoch = 0, -math.inf, 0
+        self.best_state: dict[str, Any] | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+
+    def save(self, epoch: int) -> None:
+        if self.checkpoints is None or not self.world.is_main:
+            return
+        checkpoint.save({
+            "models": {n: m.state_dict() for n, m in self.scheme.trained().items()},
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "rng": _rng_state(), "epoch": epoch, "epochs": self.settings.epochs, "history": self.history,
+            "best": {"accuracy": self.best_accuracy, "epoch": self.best_epoch, "metrics": self.best_metrics},
+        }, self.checkpoints / "last.pt", rotate=True)
+
+    def restore(self) -> bool:
+        """Continue from ``last.pt`` (or its previous version); ``False`` when there is none."""
+        if self.checkpoints is None or not (self.checkpoints / "last.pt").exists():
+            return False
+        state, _ = checkpoint.load_latest(self.checkpoints / "last.pt")
+        _load_models(self.scheme, state["models"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        _restore_rng(state["rng"])
+        self.start_epoch, self.history = state["epoch"], list(state["history"])
+        best = state["best"]
+        self.best_accuracy, self.best_epoch, self.best_metrics = best["accuracy"], best["epoch"], best["metrics"]
+        if self.best_epoch and (self.checkpoints / "best.pt").exists():
+            self.best_state = checkpoint.load(self.checkpoints / "best.pt")["models"]
+        return True
+
+    def batches(self, train: ArrayDataset) -> Iterator[tuple[int, BatchIterator]]:
+        iterator = BatchIterator(train, self.settings.batch_size, shuffle=True, seed=self.settings.seed,
+                                 transform=self.settings.augment, rank=self.world.rank, world=self.world.size)
+        for epoch in range(self.start_epoch, self.settings.epochs):
+            iterator.set_epoch(epoch)
+            yield epoch, iterator
+
+
+def _prepare(dataset: ArrayDataset | None, device: torch.device, channels_last: bool) -> ArrayDataset | None:
+    if dataset is None:
+        return None
+    moved = dataset.to(device) if dataset.inputs.device != device else dataset
+    if channels_last and moved.inputs.ndim == 4:
+        moved = ArrayDataset(moved.inputs.contiguous(memory_format=torch.channels_last), moved.targets)
+    return moved
 
 
 def fit(
@@ -82,48 +205,55 @@ def fit(
     """Train ``scheme`` for ``settings.epochs`` epochs and keep the weights that did best on validation.
 
     Without a validation set the last weights are kept. When ``checkpoints`` is a directory, ``last.pt``
-    is written after every epoch and ``best.pt`` whenever validation improves (both atomically).
+    (resumable state) is written after every epoch and ``best.pt`` whenever validation improves.
     """
     if len(train) == 0:
         raise MentorError("the training set is empty; check the dataset and its 'limit'")
     log = log if log is not None else MetricsLog()
+    device = resolve_device(settings.device)
+    scheme.to(device)
+    if settings.channels_last:
+        scheme.to(memory_format=torch.channels_last)
+    train = _prepare(train, device, settings.channels_last)  # type: ignore[assignment]
+    validation = _prepare(validation, device, settings.channels_last)
     seed_everything(settings.seed)
-    batches = BatchIterator(train, settings.batch_size, shuffle=True, seed=settings.seed, drop_last=False,
-                            transform=settings.augment)
     first_inputs, first_targets, first_indices = next(BatchIterator(train, settings.batch_size).indexed())
     scheme.setup(Batch(first_inputs, first_targets, first_indices, len(train)))
-    optimizers = {name: build_optimizer(params, settings.optimizer) for name, params in scheme.optimized().items() if params}
-    schedulers = {name: build_scheduler(opt, settings.scheduler, settings.epochs) for name, opt in optimizers.items()}
-    parameters = [p for group in optimizers.values() for g in group.param_groups for p in g["params"]]
+    run = _Run(scheme, settings, checkpoints)
+    if settings.resume and run.restore() and run.world.is_main:
+        log.drop_after(stage, 0)  # the checkpoint's history is the truth: rewrite this stage's records from it
+        for record in run.history:
+            log.write(**record)
+    broadcast_parameters(scheme.trained().values(), run.world)
     main = next(iter(scheme.predictors()))
-    best_accuracy, best_epoch, best_state, best_metrics = -math.inf, 0, None, {}
-    history: list[dict[str, Any]] = []
 
-    for epoch in range(settings.epochs):
-        batches.set_epoch(epoch)
+    for epoch, batches in run.batches(train):
         scheme.train()
         started = time.perf_counter()
         sums: dict[str, torch.Tensor] = {}
         steps = len(batches)
         bar = tqdm(total=steps, desc=f"{log.fields.get('run', 'model')} {stage} {epoch + 1}/{settings.epochs}",
-                   leave=False, disable=not settings.progress, file=sys.stderr, dynamic_ncols=True)
+                   leave=False, disable=not settings.progress or not run.world.is_main, file=sys.stderr,
+                   dynamic_ncols=True)
         for step, (inputs, targets, indices) in enumerate(batches.indexed()):
-            output = scheme.loss(Batch(inputs, targets, indices, len(train)), epoch + step / steps, settings.epochs)
+            with _autocast(settings, device):
+                output = scheme.loss(Batch(inputs, targets, indices, len(train)), epoch + step / steps, settings.epochs)
             _check_finite(output.total, output.parts, f"{stage} epoch {epoch + 1}")
-            for optimizer in optimizers.values():
+            for optimizer in run.optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             output.total.backward()
+            average_gradients(run.parameters, run.world)
             if settings.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(parameters, settings.clip_grad_norm)
-            for optimizer in optimizers.values():
+                torch.nn.utils.clip_grad_norm_(run.parameters, settings.clip_grad_norm)
+            for optimizer in run.optimizers.values():
                 optimizer.step()
             scheme.after_step()
             for name, value in {"loss": output.total.detach(), **output.parts}.items():
-                sums[name] = sums.get(name, 0.0) + value
+                sums[name] = sums.get(name, 0.0) + value.float()
             bar.update()
         bar.close()
-        lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
-        for scheduler in schedulers.values():
+        lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
+        for scheduler in run.schedulers.values():
             scheduler.step()
         record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": lr,
                                   "seconds": round(time.perf_counter() - started, 4)}
@@ -133,23 +263,17 @@ def fit(
                 for metric, value in evaluate(model, validation, settings.eval_batch_size).items():
                     record[f"val/{name}/{metric}"] = value
             accuracy = record[f"val/{main}/accuracy"]
-            if accuracy > best_accuracy:
-                best_accuracy, best_epoch, best_state = accuracy, epoch + 1, _state(scheme)
-                best_metrics = {k: v for k, v in record.items() if k.startswith("val/")}
-                if checkpoints is not None:
-                    checkpoint.save({"models": best_state, "epoch": epoch + 1, "stage": stage}, checkpoints / "best.pt")
-        history.append(log.write(**record))
-        if checkpoints is not None:
-            checkpoint.save(
-                {"models": {n: m.state_dict() for n, m in scheme.trained().items()},
-                 "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                 "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
-                 "epoch": epoch + 1, "stage": stage},
-                checkpoints / "last.pt",
-            )
-    if best_state is not None:
-        for name, module in scheme.trained().items():
-            module.load_state_dict(best_state[name])
+            if accuracy > run.best_accuracy:
+                run.best_accuracy, run.best_epoch, run.best_state = accuracy, epoch + 1, _snapshot(scheme)
+                run.best_metrics = {k: v for k, v in record.items() if k.startswith("val/")}
+                if checkpoints is not None and run.world.is_main:
+                    checkpoint.save({"models": run.best_state, "epoch": epoch + 1}, checkpoints / "best.pt")
+        run.history.append(record)
+        run.save(epoch + 1)  # the checkpoint first: a record in metrics.jsonl always has its checkpoint
+        if run.world.is_main:
+            log.write(**record)
+    if run.best_state is not None:
+        _load_models(scheme, run.best_state)
     else:
-        best_epoch = settings.epochs
-    return FitResult(history, best_epoch, best_metrics)
+        run.best_epoch = settings.epochs
+    return FitResult(run.history, run.best_epoch, run.best_metrics)

@@ -31,6 +31,21 @@ class MetricsLog:
         return record
 
 
+    def drop_after(self, stage: str, epoch: int) -> None:
+        """Forget this log's records of ``stage`` past ``epoch`` (a resumed run writes them again)."""
+        def stale(record: dict[str, Any]) -> bool:
+            mine = all(record.get(k) == v for k, v in self.fields.items())
+            return mine and record.get("stage") == stage and record.get("epoch", 0) > epoch
+
+        self.records[:] = [r for r in self.records if not stale(r)]
+        if self.path is not None and self.path.exists():
+            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and not stale(json.loads(line))]
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            temporary.replace(self.path)
+
+
 def read(path: Path) -> list[dict[str, Any]]:
     """All records of a metrics file."""
     with path.open(encoding="utf-8") as file:

@@ -51,14 +51,14 @@ def train_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings, lo
 
 
 def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
-              echo: Callable[[str], None] = print) -> Result:
+              echo: Callable[[str], None] = print, resume: bool = False) -> Result:
     """For each seed: the scheme's predictors, then (optionally) every peer trained alone and their ensemble."""
     log = log or MetricsLog()
     result = Result()
     for seed in job.seeds:
         data = job.load_data(seed)
         folder = (lambda run: out / "checkpoints" / f"seed{seed}" / run) if out else (lambda run: None)
-        settings = replace(job.settings, seed=seed)
+        settings = replace(job.settings, seed=seed, resume=resume)
         seed_everything(seed)
         predictors = train_scheme(job.build([factory() for factory in job.peers]), data, settings,
                                   log.bind(run=job.scheme, seed=seed), folder(job.scheme))

@@ -211,8 +211,12 @@ class Job:
     latency_batch: int = 256
 
 
-def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print) -> Result:
-    """Run teacher / student alone / student distilled for every seed of ``job``."""
+def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
+        resume: bool = False) -> Result:
+    """Run teacher / student alone / student distilled for every seed of ``job``.
+
+    With ``resume``, every model continues from its checkpoints in ``out`` (finished ones are loaded).
+    """
     from mentor.engine import checkpoint
 
     log = log or MetricsLog()
@@ -227,7 +231,7 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             teacher.load_state_dict(state["models"]["student"] if "models" in state else state)
             best = 0
         else:
-            best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed),
+            best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
                             log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
         result.rows.append(measure("teacher", seed, teacher, data, job.latency_batch, best))
         echo(f"seed {seed}: teacher {result.rows[-1].accuracy:.2%}")
@@ -236,7 +240,7 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             seed_everything(seed)
             student = job.student()
             plan = job.plan() if role == "student distilled" else None
-            fits = fit_plan(student, data, replace(job.settings, seed=seed), plan, teacher,
+            fits = fit_plan(student, data, replace(job.settings, seed=seed, resume=resume), plan, teacher,
                             log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
             result.rows.append(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch))
             echo(f"seed {seed}: {role} {result.rows[-1].accuracy:.2%}")

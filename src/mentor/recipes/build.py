@@ -29,6 +29,10 @@ def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
         clip_grad_norm=train.clip_grad_norm,
         progress=progress,
         augment=datasets.Jitter(train.jitter) if train.jitter else None,
+        device=train.device,
+        precision=train.precision,
+        channels_last=train.channels_last,
+        teacher_cache=train.teacher_cache,
     )
 
 

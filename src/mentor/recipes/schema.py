@@ -48,6 +48,11 @@ class Train(Section):
     scheduler: Scheduler = Field(default_factory=Scheduler)
     clip_grad_norm: float | None = Field(None, gt=0.0, description="clip the global gradient norm to this value")
     jitter: int = Field(0, ge=0, description="random translation of input images by up to this many pixels")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to train (auto: CUDA when available)")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs the forward passes under autocast")
+    channels_last: bool = Field(False, description="NHWC memory format for image inputs and models")
+    teacher_cache: bool = Field(True, description="compute a frozen teacher's outputs once per dataset when the "
+                                                  "inputs are deterministic (no jitter), instead of every epoch")
 
 
 class Model(Section):

@@ -1,0 +1,72 @@
+"""Data-parallel training under ``torchrun`` (one process per device or CPU socket).
+
+``torchrun --nproc_per_node=N -m mentor run RECIPE`` starts N processes; each reads its rank from the
+environment, trains on its own shard of every batch, and after each backward pass the gradients of
+the *trained* parameters are averaged across processes with one bucketed ``all_reduce`` per
+optimizer group: the same update DistributedDataParallel computes, for any scheme (peers, adapters,
+discriminators) without wrapping models. Frozen teachers never communicate. BatchNorm statistics
+stay per process, as with DistributedDataParallel without SyncBatchNorm. Rank 0 evaluates, logs and
+writes checkpoints; multi-node runs work the same way through torchrun's rendezvous.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def world() -> World:
+    """The current world: initializes the process group once when launched by torchrun."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("MENTOR_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend)
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def average_gradients(parameters: Iterable[nn.Parameter], current: World) -> None:
+    """Average the gradients of ``parameters`` over all processes (one flat all_reduce)."""
+    if not current.active:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= current.size
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
+def broadcast_parameters(modules: Iterable[nn.Module], current: World) -> None:
+    """Start every process from rank 0's weights and buffers."""
+    if not current.active:
+        return
+    for module in modules:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
