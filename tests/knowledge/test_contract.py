@@ -63,7 +63,8 @@ def test_teacher_weights_and_batchnorm_statistics_unchanged_by_training(name: st
     generator = torch.Generator().manual_seed(3)
     data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), torch.randint(0, 5, (32,), generator=generator))
     for stage in stages(name):
-        fit(Offline(student_model(), stage.objective, teacher), data, None, FitSettings(epochs=1, batch_size=8, progress=False))
+        settings = FitSettings(epochs=1, batch_size=8, progress=False)
+        fit(Offline(student_model(), stage.objective, teacher), data, None, settings)
     after = teacher.state_dict()
     assert before.keys() == after.keys()
     for key in before:

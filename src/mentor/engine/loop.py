@@ -219,6 +219,8 @@ def fit(
     seed_everything(settings.seed)
     first_inputs, first_targets, first_indices = next(BatchIterator(train, settings.batch_size).indexed())
     scheme.setup(Batch(first_inputs, first_targets, first_indices, len(train)))
+    if settings.teacher_cache and settings.augment is None:
+        scheme.cache_teachers(train)
     run = _Run(scheme, settings, checkpoints)
     if settings.resume and run.restore() and run.world.is_main:
         log.drop_after(stage, 0)  # the checkpoint's history is the truth: rewrite this stage's records from it

@@ -18,7 +18,8 @@ with respect to its input, J = ∂L/∂x ``(B, *input)``, and
     L = CE(y, z_S) + β/2 ‖ J_S / ‖J_S‖₂ − J_T / ‖J_T‖₂ ‖₂
 
 Minimizing it needs double back-propagation: J_S is built with ``create_graph=True`` from an extra
-student pass. The teacher's J_T needs gradients on its input only; its weights never require grad.
+student pass (in train mode, so BatchNorm statistics see the batch twice). The teacher's J_T needs
+gradients on its input only; its weights never require grad and it stays in eval mode.
 """
 
 from __future__ import annotations

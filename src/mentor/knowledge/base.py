@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from mentor.errors import MentorError
 from mentor.losses.objective import Objective
@@ -32,7 +32,7 @@ class Stage:
     epochs: int | None = None
 
 
-Plan = Union[Objective, list[Stage]]
+Plan = Objective | list[Stage]
 Method = Callable[..., Plan]
 
 KNOWLEDGE: Registry[Method] = Registry("knowledge method")

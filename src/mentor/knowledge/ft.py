@@ -5,7 +5,8 @@ NeurIPS, arXiv:1802.04977.
 
 Stage ``paraphraser``: a convolutional autoencoder P (3 convolutions encode the teacher feature
 x ``(B, m, H, W)`` into the factor F_T ``(B, k·m, H, W)``, 3 transposed convolutions decode it; k is the
-paraphrase rate) is trained alone on the teacher feature, the student is not trained:
+paraphrase rate) is trained alone on the teacher feature; the student's weights get no gradient
+(the scheme still runs its forward pass, so only its BatchNorm running statistics follow the data):
 
     L_rec = ‖x − P(x)‖²       (averaged over elements)
 

@@ -10,9 +10,9 @@ from torch import nn
 from mentor import data as datasets
 from mentor import knowledge
 from mentor.engine import FitSettings, OptimizerSettings, SchedulerSettings
+from mentor.errors import MentorError
 from mentor.knowledge import Plan
 from mentor.models import create
-from mentor.errors import MentorError
 from mentor.pipelines.collaborate import PeersJob
 from mentor.pipelines.distill import Job
 from mentor.recipes import schema

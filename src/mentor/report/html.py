@@ -83,7 +83,8 @@ def _by_seed(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _mean_curve(runs: list[list[dict[str, Any]]], key: str) -> tuple[list[float], list[float]]:
     """Epoch index (stages concatenated) -> mean of ``key`` over the seeds that have it."""
-    xs, ys = [], []
+    xs: list[float] = []
+    ys: list[float] = []
     for position in range(max(len(records) for records in runs)):
         values = [r[position][key] for r in runs if position < len(r) and key in r[position]]
         if values:
@@ -139,16 +140,18 @@ def evaluation_sections(run: Run, outputs: Predictions) -> str:
     seeds = sorted({seed for by_seed in outputs.logits.values() for seed in by_seed})
     rows = []
     for first, second in _pairs(roles):
-        values = [agreement(outputs.logits[first][s], outputs.logits[second][s]) for s in seeds
-                  if s in outputs.logits[first] and s in outputs.logits[second]]
+        both = [s for s in seeds if s in outputs.logits[first] and s in outputs.logits[second]]
+        values = {s: agreement(outputs.logits[first][s], outputs.logits[second][s]) for s in both}
         if values:
-            rows.append([first, second, *(f"{100 * v:.2f}" for v in values), f"{100 * statistics.fmean(values):.2f}"])
+            cells = [f"{100 * values[s]:.2f}" if s in values else "-" for s in seeds]
+            rows.append([first, second, *cells, f"{100 * statistics.fmean(values.values()):.2f}"])
     header = ["model", "compared with", *(f"seed {s} %" for s in seeds), "mean %"]
     agreement_html = (_table(header, rows) if rows else _note("needs at least two models")) + notes
     students = [role for role in roles if role != "teacher"] or roles
     matrices = ""
     for role in students:
-        summed = sum(confusion_matrix(logits, outputs.labels) for logits in outputs.logits[role].values())
+        labels = outputs.labels
+        summed = torch.stack([confusion_matrix(logits, labels) for logits in outputs.logits[role].values()]).sum(0)
         title = f"{role} (test, {len(outputs.logits[role])} seed(s))"
         matrices += _img(f"confusion matrix of {role}", plots.confusion(title, summed))
     diagrams = {role: reliability(torch.cat([logits.softmax(dim=1) for logits in by_seed.values()]),
@@ -190,7 +193,7 @@ def build_report(runs: list[Run]) -> str:
     """The whole HTML document for ``runs``."""
     if not runs:
         raise MentorError("the report needs at least one run directory")
-    plots.pyplot()  # fail early with the install hint
+    plots.figure_class()  # fail early with the install hint
     overview = _section("All runs", _table(SUMMARY_HEADER, summary_rows(runs))) if len(runs) > 1 else ""
     title = "Mentor report: " + ", ".join(run.name for run in runs)
     body = overview + "".join(run_section(run) for run in runs)

@@ -21,35 +21,33 @@ Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 """Line label -> (x values, y values)."""
 
 
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend, or a MentorError saying how to install it."""
+def figure_class() -> Any:
+    """``matplotlib.figure.Figure``, or a MentorError saying how to install matplotlib.
+
+    Figures are made without pyplot: no global state, no backend switch in the caller's session.
+    """
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         raise MentorError("the report draws plots with matplotlib, which is not installed; "
                           "run: pip install 'mentor[report]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure
 
 
 def _encode(figure: Any) -> str:
-    plt = pyplot()
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def lines(title: str, series: Series, xlabel: str, ylabel: str, boundaries: Sequence[float] = (),
           emphasized: str | None = None) -> str:
     """One line per entry of ``series`` (``emphasized`` dashed black); dashed grey lines at ``boundaries``."""
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(6.4, 3.6))
     from matplotlib.ticker import MaxNLocator
 
+    figure = figure_class()(figsize=(6.4, 3.6))
+    axes = figure.subplots()
     for label, (xs, ys) in series.items():
         style = {"color": "black", "linestyle": "--"} if label == emphasized else {}
         axes.plot(list(xs), list(ys), marker="o" if len(xs) < 20 else None, markersize=3, label=label, **style)
@@ -65,9 +63,9 @@ def lines(title: str, series: Series, xlabel: str, ylabel: str, boundaries: Sequ
 
 def confusion(title: str, matrix: torch.Tensor) -> str:
     """A confusion matrix (rows: true class, columns: predicted class) with its counts written in."""
-    plt = pyplot()
     classes = matrix.shape[0]
-    figure, axes = plt.subplots(figsize=(4.2, 3.8))
+    figure = figure_class()(figsize=(4.2, 3.8))
+    axes = figure.subplots()
     image = axes.imshow(matrix.numpy(), cmap="Blues")
     figure.colorbar(image, ax=axes, fraction=0.046)
     if classes <= 20:
@@ -82,24 +80,25 @@ def confusion(title: str, matrix: torch.Tensor) -> str:
 
 
 def reliability_diagrams(title: str, diagrams: Mapping[str, Reliability]) -> str:
-    """One reliability diagram per entry (accuracy per confidence bin against the diagonal), ECE in the title."""
-    plt = pyplot()
+    """One reliability diagram per entry: accuracy bars and mean confidence dots per bin, the diagonal, the ECE."""
     count = max(len(diagrams), 1)
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
+    figure = figure_class()(figsize=(3.4 * columns, 3.2 * rows))
+    grid = figure.subplots(rows, columns, squeeze=False)
     for axes, (label, diagram) in zip(grid.flat, diagrams.items(), strict=False):
         edges = diagram.edges.numpy()
         width = edges[1] - edges[0]
         accuracy = torch.nan_to_num(diagram.accuracy, nan=0.0).numpy()
-        gap = torch.nan_to_num(diagram.confidence - diagram.accuracy, nan=0.0).numpy()
+        filled = diagram.counts > 0
+        centres = (edges[:-1] + width / 2)[filled.numpy()]
         axes.bar(edges[:-1], accuracy, width=width, align="edge", edgecolor="black", label="accuracy")
-        axes.bar(edges[:-1], gap, bottom=accuracy, width=width, align="edge", color="tab:red", alpha=0.35,
-                 label="gap to confidence")
+        axes.plot(centres, diagram.confidence[filled].numpy(), "o", color="tab:red", markersize=4,
+                  label="mean confidence")
         axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
         axes.set(title=f"{label}: ECE {diagram.ece:.4f}", xlabel="confidence", ylabel="accuracy",
                  xlim=(0, 1), ylim=(0, 1))
-        axes.legend(fontsize=7, loc="upper left")
+        axes.legend(fontsize=7, loc="best")
     for axes in list(grid.flat)[len(diagrams):]:
         axes.axis("off")
     figure.suptitle(title)
@@ -108,8 +107,8 @@ def reliability_diagrams(title: str, diagrams: Mapping[str, Reliability]) -> str
 
 def size_and_latency(title: str, roles: Sequence[str], parameters: Sequence[float], latency: Sequence[float]) -> str:
     """Side-by-side bars: parameter count and inference latency (ms per batch) of each role."""
-    plt = pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    figure = figure_class()(figsize=(8.4, 3.4))
+    left, right = figure.subplots(1, 2)
     colors = [f"C{index % 10}" for index in range(len(roles))]
     left.bar_label(left.bar(list(roles), list(parameters), color=colors), labels=[f"{p:,.0f}" for p in parameters],
                    fontsize=7)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from mentor.batch import Batch
+from mentor.data import ArrayDataset
 from mentor.losses.objective import LossOutput
 from mentor.registry import Registry
 
-SCHEMES: Registry[Callable[..., "Scheme | Phased"]] = Registry("scheme")
+SCHEMES: Registry[Callable[..., Scheme | Phased]] = Registry("scheme")
 """Scheme factories by name: ``factory(models: list[nn.Module], **params) -> Scheme | Phased``."""
 
 
@@ -46,7 +47,10 @@ class Scheme(nn.Module):
     def after_step(self) -> None:
         """Called after every optimizer step (EMA teachers, memory banks)."""
 
-    def train(self, mode: bool = True) -> "Scheme":
+    def cache_teachers(self, train: ArrayDataset) -> None:
+        """The inputs of ``train`` are deterministic: frozen teachers may precompute their outputs on it."""
+
+    def train(self, mode: bool = True) -> Scheme:
         """Switch the trained modules only; teachers keep their own mode."""
         self.training = mode
         for module in self.trained().values():

@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 from mentor.batch import Batch, Outputs
+from mentor.data import ArrayDataset
 from mentor.errors import MentorError
 from mentor.losses.objective import LossOutput, Objective
 from mentor.losses.terms import Context
 from mentor.schemes.base import SCHEMES, Scheme
 from mentor.taps import run_with_taps
+from mentor.teachers.cache import TeacherCache
 from mentor.teachers.frozen import FrozenTeacher, freeze
 
 
@@ -41,10 +43,19 @@ class Offline(Scheme):
         self.student = student
         self.objective = objective
         self.teacher: FrozenTeacher | None = freeze(teacher) if teacher is not None else None
+        self.cache: TeacherCache | None = None
+        self.cached_size = -1
+
+    def cache_teachers(self, train: ArrayDataset) -> None:
+        if self.teacher is not None and self.objective.needs_teacher:
+            self.cache = TeacherCache.build(self.teacher, train, self.objective.teacher_taps)
+            self.cached_size = len(train)
 
     def teacher_outputs(self, batch: Batch) -> Outputs | None:
         if self.teacher is None or not self.objective.needs_teacher:
             return None
+        if self.cache is not None and batch.indices is not None and batch.dataset_size == self.cached_size:
+            return self.cache.outputs(batch.indices, batch.inputs.device)
         return self.teacher.outputs(batch.inputs, self.objective.teacher_taps)
 
     def setup(self, batch: Batch) -> None:

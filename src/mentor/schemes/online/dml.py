@@ -47,7 +47,7 @@ class DeepMutualLearning(Scheme):
         logits = [forward(peer, batch.inputs).logits for peer in self.peers]
         mimicry = mutual_kl(logits, self.temperature)
         parts, total = {}, 0.0
-        for k, (z, kl) in enumerate(zip(logits, mimicry)):
+        for k, (z, kl) in enumerate(zip(logits, mimicry, strict=True)):
             ce = F.cross_entropy(z, batch.targets)
             total = total + ce + kl
             parts[f"peer{k}/ce"], parts[f"peer{k}/kl"] = ce.detach(), kl.detach()

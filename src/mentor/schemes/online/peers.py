@@ -52,6 +52,8 @@ def online_scheme(name: str, paper: str) -> Callable[[Factory], Factory]:
             except pydantic.ValidationError as error:
                 first = error.errors()[0]
                 key = ".".join(str(part) for part in first["loc"])
+                if first["type"].startswith("missing"):
+                    raise MentorError(f"The {key!r} parameter of {name} is required; add it to its params") from None
                 raise MentorError(
                     f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
                 ) from None
@@ -83,6 +85,14 @@ def forward(model: nn.Module, inputs: torch.Tensor, taps: Sequence[str] = ()) ->
     """Logits and tapped tensors of a trained peer, with autograd."""
     logits, features = run_with_taps(model, inputs, taps, role="peer")
     return Outputs(logits, features)
+
+
+def tapped(
+    peers: Sequence[nn.Module], inputs: torch.Tensor, taps: Sequence[str], run: Callable[..., Outputs] = forward
+) -> tuple[list[Outputs], list[torch.Tensor]]:
+    """Each peer's outputs with its own tap recorded, and the tapped tensors, peer by peer."""
+    outs = [run(peer, inputs, (tap,)) for peer, tap in zip(peers, taps, strict=True)]
+    return outs, [out.features[tap] for out, tap in zip(outs, taps, strict=True)]
 
 
 def probe(model: nn.Module, inputs: torch.Tensor, taps: Sequence[str] = ()) -> Outputs:

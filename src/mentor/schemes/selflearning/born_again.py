@@ -8,38 +8,34 @@ initialization and learns from generation g, frozen (logits ``z_g``, ``z_{g+1}``
 
     L_{g+1} = w_CE · CE(y, softmax(z_{g+1})) + w_KL · τ² · KL(softmax(z_g / τ) || softmax(z_{g+1} / τ))
 
-(τ = 1 in the paper; ``ce_weight = 0`` gives its teacher-only objective). The predictors are the last
-generation and the BAN ensemble, the average of the softmax outputs of all generations
-p_ens = (1/(G+1)) Σ_g softmax(z_g), returned as log p_ens so that it can be used as logits.
+(τ = 1 in the paper; ``ce_weight = 0`` keeps the teacher's outputs as the only target, the paper's
+basic born-again objective). The predictors are the last generation and the BAN ensemble, the average
+of the softmax outputs of all generations p_ens = (1/(G+1)) Σ_g softmax(z_g), returned as log p_ens so
+that it can be used as logits.
 
-This module also holds the pieces the other phased self-learning schemes share: the fresh copy of an
-untrained model, an offline phase whose teacher is frozen only once it has been trained, and the
-softmax-average ensemble.
+This module also holds what the other phased self-learning schemes share: a freshly initialized copy
+of a model, and an offline phase whose teacher is frozen only once an earlier phase has trained it.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from mentor.batch import Batch
-from mentor.errors import MentorError
+from mentor.data import ArrayDataset
 from mentor.losses import CE, KL, Objective
-from mentor.losses.terms import check_temperature
+from mentor.losses.objective import LossOutput
 from mentor.schemes.base import SCHEMES, Phase, Phased, Scheme
 from mentor.schemes.offline import Offline
+from mentor.schemes.online.peers import check_count
+from mentor.teachers import Ensemble
 from mentor.teachers.frozen import FrozenTeacher, freeze
-
-
-def only_model(models: Sequence[nn.Module], scheme: str) -> nn.Module:
-    """The single model a self-learning scheme takes; a :class:`MentorError` for any other count."""
-    if len(models) != 1 or not isinstance(models[0], nn.Module):
-        raise MentorError(f"the {scheme} scheme takes exactly one model (peers: [one model]); got {len(models)}")
-    return models[0]
 
 
 def reinitialized(template: nn.Module, seed: int) -> nn.Module:
@@ -65,40 +61,43 @@ def freeze_trained(model: nn.Module) -> FrozenTeacher:
     return freeze(model)
 
 
-def mean_softmax_logits(logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """log((1/M) Σ_m softmax(z_m)) for M logits ``(B, K)``: an ensemble's output, usable as logits."""
-    log_probs = torch.stack([torch.log_softmax(z, dim=1) for z in logits])
-    return torch.logsumexp(log_probs, dim=0) - math.log(len(logits))
+class TaughtByEarlierPhase(Scheme):
+    """An :class:`Offline` phase whose teacher is a model that an earlier phase trains.
 
-
-class SoftmaxEnsemble(nn.Module):
-    """Average of the softmax outputs of several models (forward returns the log of the average)."""
-
-    def __init__(self, models: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(models)
-        self.training = False  # evaluation restores this mode: never switch frozen members to training
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return mean_softmax_logits([model(inputs) for model in self.members])
-
-
-class TaughtByEarlierPhase(Offline):
-    """An offline phase whose teacher is a model that an earlier phase trains.
-
-    The teacher is frozen at :meth:`setup`, once the earlier phase is done, so the phase may be built
-    before that (a caller that lists every phase first still trains the earlier model).
+    The offline scheme, and with it the frozen teacher, is built at :meth:`setup`, once the earlier phase
+    is done, so the phase may be created before that (a caller that lists every phase first still
+    trains the earlier model).
     """
 
     def __init__(self, student: nn.Module, objective: Objective, teacher: nn.Module) -> None:
-        Scheme.__init__(self)
+        super().__init__()
         self.student, self.objective = student, objective
-        self.teacher: FrozenTeacher | None = None
-        self._earlier = (teacher,)  # a tuple keeps it out of this module's children until frozen
+        self._earlier = (teacher,)  # a tuple keeps it out of this module's children until it is frozen
+        self.offline: Offline | None = None
+
+    @property
+    def teacher(self) -> FrozenTeacher | None:
+        return self.offline.teacher if self.offline is not None else None
 
     def setup(self, batch: Batch) -> None:
-        self.teacher = freeze_trained(self._earlier[0])
-        super().setup(batch)
+        if self.offline is None:
+            self.offline = Offline(self.student, self.objective, freeze_trained(self._earlier[0]))
+        self.offline.setup(batch)
+
+    def cache_teachers(self, train: ArrayDataset) -> None:
+        if self.offline is not None:
+            self.offline.cache_teachers(train)
+
+    def trained(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "objective": self.objective}
+
+    def predictors(self) -> dict[str, nn.Module]:
+        return {"student": self.student}
+
+    def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
+        if self.offline is None:
+            self.setup(batch)
+        return self.offline.loss(batch, epoch, epochs)
 
 
 class BornAgain(Phased):
@@ -121,27 +120,18 @@ class BornAgain(Phased):
             yield Phase(f"generation{generation}", TaughtByEarlierPhase(student, objective, teacher))
 
     def predictors(self) -> dict[str, nn.Module]:
-        return {"last": self.models[-1], "ensemble": SoftmaxEnsemble(self.models)}
+        return {"last": self.models[-1], "ensemble": Ensemble(self.models)}
 
 
 @SCHEMES.register("born-again", "Furlanello et al. 2018, Born-Again Neural Networks (ICML)")
 def born_again(
     models: list[nn.Module],
-    generations: int = 2,
-    temperature: float = 1.0,
-    ce_weight: float = 1.0,
-    kl_weight: float = 1.0,
+    generations: Annotated[int, Field(ge=1)] = 2,
+    temperature: Annotated[float, Field(gt=0)] = 1.0,
+    ce_weight: Annotated[float, Field(ge=0)] = 1.0,
+    kl_weight: Annotated[float, Field(gt=0)] = 1.0,
     seed: int = 0,
 ) -> BornAgain:
     """``models`` = [the architecture]; ``generations`` born-again students follow generation 0."""
-    model = only_model(models, "born-again")
-    if isinstance(generations, bool) or not isinstance(generations, int) or generations < 1:
-        raise MentorError(f"The 'generations' parameter of born-again must be an int >= 1. Got {generations!r} instead.")
-    if not isinstance(ce_weight, (int, float)) or ce_weight < 0:
-        raise MentorError(f"The 'ce_weight' parameter of born-again must be a float >= 0. Got {ce_weight!r} instead.")
-    if not isinstance(kl_weight, (int, float)) or kl_weight <= 0:
-        raise MentorError(f"The 'kl_weight' parameter of born-again must be a float > 0. Got {kl_weight!r} instead.")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise MentorError(f"The 'seed' parameter of born-again must be an int. Got {seed!r} instead.")
-    temperature = check_temperature(temperature, "born-again")
-    return BornAgain(model, generations, temperature, float(ce_weight), float(kl_weight), seed)
+    check_count(models, "born-again", 1, 1)
+    return BornAgain(models[0], generations, temperature, ce_weight, kl_weight, seed)

@@ -1,0 +1,65 @@
+"""`mentor eval RUN_DIR`: evaluate a trained model of a run on its test split or another dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from mentor.data import ArrayDataset
+from mentor.errors import MentorError
+from mentor.report.runs import Run
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("eval", help="evaluate a trained model of a run (accuracy and loss)")
+    evaluate.add_argument("run", metavar="RUN_DIR", help="run directory written by `mentor run`")
+    evaluate.add_argument("--data", metavar="NAME", help="dataset name or directory with the same input shape and "
+                                                         "classes (default: the run's own test split)")
+    evaluate.add_argument("--root", metavar="DIR", help="directory holding the --data files")
+    evaluate.add_argument("--role", help="which model (default: student-distilled; see the run's roles)")
+    evaluate.add_argument("--seed", type=int, help="which seed's model (default: the first seed)")
+    evaluate.set_defaults(handler=command_eval)
+
+
+def compatible_test_set(run: Run, seed: int, name: str, root: str | None) -> tuple[str, ArrayDataset]:
+    """The test split of dataset ``name``, standardized like the run's training data.
+
+    Raises:
+        MentorError: when its input shape or class count differs from the run's data.
+    """
+    from mentor.data import load
+
+    trained = run.load_data(seed)
+    if name == trained.name and root is None:
+        return trained.name, trained.test
+    other = load(name, validation=0.0, seed=seed, root=root, normalize=False)
+    differences = []
+    if tuple(other.input_shape) != tuple(trained.input_shape):
+        differences.append(f"inputs of shape {tuple(other.input_shape)}, not {tuple(trained.input_shape)}")
+    if other.num_classes != trained.num_classes:
+        differences.append(f"{other.num_classes} classes, not {trained.num_classes}")
+    if differences:
+        raise MentorError(f"dataset {name!r} does not fit the models of run {str(run.path)!r} (trained on "
+                          f"{trained.name}): it has {' and '.join(differences)}")
+    inputs = other.test.inputs
+    if trained.mean is not None and trained.std is not None:
+        shape = (1, -1) + (1,) * (inputs.ndim - 2)
+        inputs = (inputs - trained.mean.view(shape)) / trained.std.view(shape)
+    return other.name, ArrayDataset(inputs, other.test.targets)
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from mentor.engine import evaluate
+
+    run = Run.open(args.run)
+    role = args.role or run.default_role()
+    seed = args.seed if args.seed is not None else run.seeds()[0]
+    run.check(role, seed)
+    model = run.build_model(role, seed)
+    if args.data is None:
+        name, dataset = run.load_data(seed).name, run.load_data(seed).test
+    else:
+        name, dataset = compatible_test_set(run, seed, args.data, args.root)
+    metrics = evaluate(model, dataset)
+    print(f"{role} (seed {seed}) on the {name} test split, {len(dataset)} samples: "
+          f"accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
+    return 0

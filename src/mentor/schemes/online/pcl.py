@@ -1,0 +1,141 @@
+"""Peer Collaborative Learning (PCL).
+
+Wu & Gong (2021), "Peer Collaborative Learning for Online Knowledge Distillation", AAAI, arXiv:2006.04147.
+
+A multi-branch network (shared trunk, m peers) where each peer sees its own random augmentation x_i of
+the batch. Two teachers are built on the fly:
+
+* the peer ensemble teacher, a classifier on the concatenated peer features:
+  z_e = W_e · [h_1, ..., h_m]        h_i: (B, D) features entering peer i's classifier; z_e: (B, K)
+* the peer mean teachers, a temporal mean (EMA) θ'_i of each peer (trunk + branch i), updated after
+  every step and never stepped: z̃_i = f(x_i; θ'_i).
+
+    L_ce = Σ_i CE(y, z_i) + CE(y, z_e)
+    L_pe = τ² Σ_i KL(p_e^τ || p_i^τ)                                 ensemble teacher -> peers
+    L_pm = τ²/(m−1) Σ_i Σ_{j≠i} KL(p̃_j^τ || p_i^τ)                  mean teachers -> the other peers
+    L = L_ce + w(t) (L_pe + L_pm)
+
+Teachers are detached. w(t) = exp(−5(1 − t/T_r)²) is the mean-teacher ramp-up over ``rampup`` epochs
+(0: w = 1). Readings where the paper leaves room: each mean teacher predicts on its own peer's view x_j;
+the peer mean teachers teach the other peers (the collaboration among peers), at the same ramped weight
+as the ensemble teacher. For inference the paper deploys a peer mean teacher; the "mean" predictor is the
+mean teacher with the best running accuracy on the training batches (EMA 0.9 of batch accuracy).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from mentor.batch import Batch
+from mentor.losses.objective import LossOutput
+from mentor.schemes.base import Scheme
+from mentor.schemes.online.branches import MultiBranch
+from mentor.schemes.online.peers import (
+    EvalSequential,
+    MeanTeacher,
+    check_count,
+    distort,
+    online_scheme,
+    sigmoid_rampup,
+    soft_kl,
+)
+
+
+class PeerEnsemble(nn.Module):
+    """Predictor: the peer ensemble teacher on the un-augmented input."""
+
+    def __init__(self, network: MultiBranch, head: nn.Linear) -> None:
+        super().__init__()
+        self.network, self.head = network, head
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        shared = self.network.trunk(inputs)
+        return self.head(torch.cat([self.network.branch(i, shared)[0] for i in range(len(self.network.branches))], 1))
+
+
+class PeerCollaborativeLearning(Scheme):
+    """Peers on one trunk, taught by a learned ensemble and by each other's temporal means."""
+
+    def __init__(self, network: MultiBranch, temperature: float, decay: float, rampup: float,
+                 shift: int, flip: bool, seed: int) -> None:
+        super().__init__()
+        self.network = network
+        self.mean_teacher = MeanTeacher(network, decay)
+        self.mean_teacher.register_buffer("accuracy", torch.zeros(len(network.branches)))
+        self.temperature, self.rampup, self.shift, self.flip = temperature, rampup, shift, flip
+        self.generator = torch.Generator().manual_seed(seed)
+        self.head: nn.Linear | None = None
+        self._batch_accuracy: torch.Tensor | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.network.branches)
+
+    def setup(self, batch: Batch) -> None:
+        if self.head is None:
+            mean = self.mean_teacher.model
+            with torch.no_grad():
+                features, logits = mean.branch(0, mean.trunk(batch.inputs))
+            self.head = nn.Linear(self.count * features.shape[1], logits.shape[1]).to(batch.inputs.device)
+
+    def trained(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {"trunk": self.network.trunk}
+        parts.update({f"branch{i}": branch for i, branch in enumerate(self.network.branches)})
+        parts.update({"ensemble_head": self.head} if self.head is not None else {})
+        return parts | {"mean_teacher": self.mean_teacher}
+
+    def predictors(self) -> dict[str, nn.Module]:
+        mean = self.mean_teacher.model
+        best = int(self.mean_teacher.accuracy.argmax())
+        parts: dict[str, nn.Module] = {"mean": EvalSequential(*mean.peer(best))}
+        parts.update({f"mean{i}": EvalSequential(*mean.peer(i)) for i in range(self.count)})
+        parts.update({f"branch{i}": self.network.peer(i) for i in range(self.count)})
+        return parts | ({"ensemble": PeerEnsemble(self.network, self.head)} if self.head is not None else {})
+
+    def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
+        if self.head is None:
+            self.setup(batch)
+        views = [distort(batch.inputs, self.generator, self.shift, self.flip, 0.0) for _ in range(self.count)]
+        branches = [self.network.branch(i, self.network.trunk(x)) for i, x in enumerate(views)]
+        features, logits = [h for h, _ in branches], [z for _, z in branches]
+        ensemble = self.head(torch.cat(features, dim=1))
+        mean = self.mean_teacher.model
+        with torch.no_grad():
+            means = [mean.branch(j, mean.trunk(x))[1] for j, x in enumerate(views)]
+        self._batch_accuracy = torch.stack([(z.argmax(1) == batch.targets).float().mean() for z in means])
+        weight = sigmoid_rampup(epoch, self.rampup)
+        parts = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}
+        for i, z in enumerate(logits):
+            parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
+            parts[f"branch{i}/ensemble_kl"] = weight * soft_kl(z, ensemble, self.temperature)
+            others = [soft_kl(z, means[j], self.temperature) for j in range(self.count) if j != i]
+            parts[f"branch{i}/mean_kl"] = weight * sum(others) / (self.count - 1)
+        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+
+    def after_step(self) -> None:
+        self.mean_teacher.update(self.network)
+        if self._batch_accuracy is not None:
+            self.mean_teacher.accuracy.mul_(0.9).add_(self._batch_accuracy, alpha=0.1)
+
+
+@online_scheme("pcl", "Wu & Gong 2021, Peer Collaborative Learning for Online Knowledge Distillation (AAAI)")
+def pcl(
+    models: list[nn.Module],
+    split: str,
+    branches: Annotated[int, Field(ge=2)] = 3,
+    temperature: Annotated[float, Field(gt=0)] = 3.0,
+    decay: Annotated[float, Field(ge=0, lt=1)] = 0.999,
+    rampup: Annotated[float, Field(ge=0)] = 0.0,
+    shift: Annotated[int, Field(ge=0)] = 2,
+    flip: bool = True,
+    seed: int = 0,
+) -> PeerCollaborativeLearning:
+    """``models`` = [one nn.Sequential]; ``split`` names the child where the peers' branches start."""
+    check_count(models, "pcl", 1, 1)
+    network = MultiBranch.from_sequential(models[0], split, branches, "pcl")
+    return PeerCollaborativeLearning(network, temperature, decay, rampup, shift, flip, seed)

@@ -1,0 +1,111 @@
+"""Teacher-free knowledge distillation: a student taught by itself or by a virtual teacher.
+
+Yuan, Tay, Li, Wang & Feng (2020), "Revisiting Knowledge Distillation via Label Smoothing
+Regularization", CVPR (arXiv:1909.11723). Shapes: logits ``(B, K)``, labels ``(B,)``.
+
+``tfkd-self`` (Tf-KD_self, eq. 8), two phases: the student is trained alone with CE; then a fresh copy
+of it (the same initial weights) learns from that pre-trained student, frozen (p^t its output):
+
+    L_self = (1 − α) · CE(y, p) + α · τ² · KL(p^t_τ || p_τ)
+
+``tfkd-virtual`` (Tf-KD_reg, eq. 9), one phase: the teacher is the manually designed distribution
+
+    p^d(k) = a for the correct class c, (1 − a) / (K − 1) otherwise   (a >= 0.9)
+
+softened at temperature τ, and L_reg = (1 − α) · CE(y, p) + α · KL(p^d_τ || p_τ) with p_τ = softmax(z/τ).
+Eq. 9 has no τ² factor (eq. 8 has). Softening a distribution at τ is read as p^d_τ = softmax(log p^d / τ),
+i.e. ∝ (p^d)^(1/τ) (``soften="log-probabilities"``); the authors' released code applies the softmax
+to the probabilities themselves, softmax(p^d / τ) (``soften="probabilities"``). With τ = 1 the KL term
+is H(p^d, p) − H(p^d), so L_reg is label-smoothed cross-entropy (ε = α·K·(1 − a)/(K − 1)) up to the
+constant −α·H(p^d).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from mentor.errors import MentorError
+from mentor.losses import CE, KL, Objective
+from mentor.losses.functional import kl_divergence
+from mentor.losses.terms import Context, Term
+from mentor.schemes.base import SCHEMES, Phase, Phased
+from mentor.schemes.offline import Offline
+from mentor.schemes.online.peers import check_count
+from mentor.schemes.selflearning.born_again import TaughtByEarlierPhase
+
+Soften = Literal["log-probabilities", "probabilities"]
+
+
+def virtual_teacher(targets: torch.Tensor, classes: int, correct: float, temperature: float,
+                    soften: Soften = "log-probabilities") -> torch.Tensor:
+    """p^d_τ ``(B, K)``: ``correct`` on the label, (1 − correct)/(K − 1) elsewhere, softened at τ."""
+    if classes < 2:
+        raise MentorError(f"tfkd-virtual needs a model with at least 2 outputs (classes); got {classes}")
+    probs = torch.full((targets.shape[0], classes), (1.0 - correct) / (classes - 1), device=targets.device)
+    probs.scatter_(1, targets.long().unsqueeze(1), correct)
+    scores = probs if soften == "probabilities" else probs.log()
+    return F.softmax(scores / temperature, dim=1)
+
+
+class VirtualTeacherKL(Term):
+    """KL(p^d_τ || p_τ) from the virtual teacher of Tf-KD_reg (no real teacher is read)."""
+
+    needs_teacher = False
+
+    def __init__(self, correct: float, temperature: float, soften: Soften, weight: float) -> None:
+        super().__init__("virtual-kl", weight)
+        self.correct, self.temperature, self.soften = correct, temperature, soften
+
+    def loss(self, context: Context) -> torch.Tensor:
+        logits = context.student.logits
+        teacher = virtual_teacher(context.batch.targets, logits.shape[1], self.correct, self.temperature, self.soften)
+        return kl_divergence(F.log_softmax(logits / self.temperature, dim=1), teacher)
+
+
+class TeacherFreeSelf(Phased):
+    """Phase 1: the model alone (CE). Phase 2: its untrained copy, taught by the phase-1 model."""
+
+    def __init__(self, model: nn.Module, temperature: float, alpha: float, pretrain_epochs: int | None) -> None:
+        self.pretrained, self.student = model, copy.deepcopy(model)
+        self.temperature, self.alpha, self.pretrain_epochs = temperature, alpha, pretrain_epochs
+
+    def phases(self) -> Iterator[Phase]:
+        yield Phase("pretrain", Offline(self.pretrained, Objective(CE())), self.pretrain_epochs)
+        objective = Objective(CE(weight=1.0 - self.alpha), KL(self.temperature, weight=self.alpha))
+        yield Phase("self-distill", TaughtByEarlierPhase(self.student, objective, self.pretrained))
+
+    def predictors(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "pretrained": self.pretrained}
+
+
+@SCHEMES.register("tfkd-self", "Yuan et al. 2020, Teacher-free KD by self-training (CVPR)")
+def tfkd_self(
+    models: list[nn.Module],
+    temperature: Annotated[float, Field(gt=0)] = 4.0,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.9,
+    pretrain_epochs: Annotated[int, Field(ge=1)] | None = None,
+) -> TeacherFreeSelf:
+    """``models`` = [the student]; ``pretrain_epochs`` (default: the run's epochs) for phase 1."""
+    check_count(models, "tfkd-self", 1, 1)
+    return TeacherFreeSelf(models[0], temperature, alpha, pretrain_epochs)
+
+
+@SCHEMES.register("tfkd-virtual", "Yuan et al. 2020, Teacher-free KD with a virtual teacher (CVPR)")
+def tfkd_virtual(
+    models: list[nn.Module],
+    correct_probability: Annotated[float, Field(ge=0.9, le=1)] = 0.9,
+    temperature: Annotated[float, Field(gt=0)] = 2.0,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.5,
+    soften: Soften = "log-probabilities",
+) -> Offline:
+    """``models`` = [the student]; ``correct_probability`` is the virtual teacher's a (the paper's a >= 0.9)."""
+    check_count(models, "tfkd-virtual", 1, 1)
+    term = VirtualTeacherKL(correct_probability, temperature, soften, alpha)
+    return Offline(models[0], Objective(CE(weight=1.0 - alpha), term))

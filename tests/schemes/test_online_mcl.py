@@ -1,0 +1,91 @@
+"""MCL: in-batch InfoNCE between peers' embeddings plus DML mimicry, against a hand-written reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mentor.batch import Batch
+from mentor.errors import MentorError
+from mentor.schemes import SCHEMES
+from tests.schemes.conftest import CLASSES, INPUT_SHAPE, small_cnn, two_peers
+
+
+def batch(size: int = 4) -> Batch:
+    generator = torch.Generator().manual_seed(23)
+    return Batch(torch.randn(size, *INPUT_SHAPE, generator=generator),
+                 torch.randint(0, CLASSES, (size,), generator=generator))
+
+
+def reference_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    losses = [-torch.log(torch.exp(z[y]) / torch.exp(z).sum()) for z, y in zip(logits, targets, strict=True)]
+    return sum(losses) / len(logits)
+
+
+def reference_kl(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
+    total = torch.zeros(())
+    for s, t in zip(student, teacher, strict=True):
+        p, q = torch.exp(t / tau) / torch.exp(t / tau).sum(), torch.exp(s / tau) / torch.exp(s / tau).sum()
+        total = total + (p * (p.log() - q.log())).sum()
+    return tau**2 * total / len(student)
+
+
+def reference_info_nce(anchors: torch.Tensor, others: torch.Tensor, temperature: float) -> torch.Tensor:
+    total = torch.zeros(())
+    for i in range(len(anchors)):
+        scores = torch.stack([torch.dot(anchors[i], others[j]) / temperature for j in range(len(others))])
+        total = total - torch.log(torch.exp(scores[i]) / torch.exp(scores).sum())
+    return total / len(anchors)
+
+
+def embed(linear: torch.nn.Linear, features: torch.Tensor) -> torch.Tensor:
+    projected = features @ linear.weight.T + linear.bias
+    return projected / projected.pow(2).sum(1, keepdim=True).sqrt()
+
+
+def test_loss_matches_the_papers_formula_for_three_peers() -> None:
+    peers, data, tau, t_c = [small_cnn(1), small_cnn(2, (6, 12)), small_cnn(3)], batch(), 2.0, 0.5
+    scheme = SCHEMES.get("mcl")(peers, temperature=tau, contrast_temperature=t_c, contrast_weight=0.3, dim=6)
+    scheme.setup(data)
+    scheme.train()
+    output = scheme.loss(data, 0.0, 1)
+    logits = [peer(data.inputs) for peer in peers]
+    views = [embed(scheme.embeddings[k].linear, torch.nn.Sequential(*list(peer.children())[:-1])(data.inputs))
+             for k, peer in enumerate(peers)]
+    expected = torch.zeros(())
+    for a in range(3):
+        others = [b for b in range(3) if b != a]
+        contrast = 0.3 * sum(reference_info_nce(views[a], views[b], t_c) for b in others) / 2
+        mimicry = sum(reference_kl(logits[a], logits[b], tau) for b in others) / 2
+        assert torch.allclose(output.parts[f"peer{a}/contrast"], contrast, atol=1e-5)
+        expected = expected + reference_ce(logits[a], data.targets) + mimicry + contrast
+    assert torch.allclose(output.total, expected, atol=1e-5)
+
+
+def test_gradients_reach_every_peer_and_every_projection_head() -> None:
+    scheme = SCHEMES.get("mcl")(two_peers(), dim=4)
+    scheme.setup(batch())
+    scheme.train()
+    scheme.loss(batch(), 0.0, 1).total.backward()
+    assert list(scheme.trained()) == ["peer0", "peer1", "embedding0", "embedding1"]
+    for name, module in scheme.trained().items():
+        for parameter_name, parameter in module.named_parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, (name, parameter_name)
+
+
+def test_contrast_is_low_when_the_peers_embed_alike() -> None:
+    from mentor.schemes.online.mcl import info_nce
+
+    anchors = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
+    assert info_nce(anchors, anchors, 0.05) < info_nce(anchors, anchors.roll(1, dims=0), 0.05)
+
+
+@pytest.mark.parametrize("models, params", [
+    (lambda: [small_cnn(1)], {}),
+    (two_peers, {"dim": 0}),
+    (two_peers, {"contrast_temperature": -1.0}),
+    (two_peers, {"contrast_weight": -1.0}),
+])
+def test_bad_parameters_raise_mentor_errors(models, params) -> None:  # noqa: ANN001
+    with pytest.raises(MentorError):
+        SCHEMES.get("mcl")(models(), **params)

@@ -1,0 +1,147 @@
+"""Teacher-free KD (Yuan et al. 2020): tfkd-self and tfkd-virtual against hand-written references."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mentor.batch import Batch
+from mentor.engine import FitSettings, fit
+from mentor.errors import MentorError
+from mentor.schemes import SCHEMES, Offline
+from mentor.schemes.selflearning.tfkd import virtual_teacher
+from mentor.teachers import FrozenTeacher
+from tests.schemes.conftest import small_cnn, tiny_data
+
+
+def softmax_row(values: list[float]) -> list[float]:
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def linear_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+
+
+def batch_of(size: int = 5, seed: int = 0) -> Batch:
+    generator = torch.Generator().manual_seed(seed)
+    return Batch(torch.randn(size, 4, generator=generator), torch.randint(0, 3, (size,), generator=generator))
+
+
+def test_virtual_teacher_is_the_designed_distribution_softened_at_tau() -> None:
+    targets = torch.tensor([2, 0])
+    produced = virtual_teacher(targets, 4, 0.9, 2.0)
+    for row, label in enumerate(targets.tolist()):
+        base = [0.9 if k == label else 0.1 / 3 for k in range(4)]
+        powered = [p ** (1 / 2.0) for p in base]
+        expected = [p / sum(powered) for p in powered]
+        assert produced[row].tolist() == pytest.approx(expected, rel=1e-6)
+    as_code = virtual_teacher(targets, 4, 0.9, 2.0, soften="probabilities")[0]
+    assert as_code.tolist() == pytest.approx(softmax_row([0.1 / 6, 0.1 / 6, 0.45, 0.1 / 6]), rel=1e-6)
+
+
+def reference_virtual_loss(logits: torch.Tensor, targets: torch.Tensor, a: float, tau: float, alpha: float) -> float:
+    total = 0.0
+    classes = logits.shape[1]
+    for row, label in enumerate(targets.tolist()):
+        z = logits[row].tolist()
+        ce = -math.log(softmax_row(z)[label])
+        powered = [(a if k == label else (1 - a) / (classes - 1)) ** (1 / tau) for k in range(classes)]
+        teacher = [p / sum(powered) for p in powered]
+        student = softmax_row([v / tau for v in z])
+        kl = sum(t * (math.log(t) - math.log(s)) for t, s in zip(teacher, student, strict=True))
+        total += (1 - alpha) * ce + alpha * kl  # eq. 9: no τ² factor
+    return total / len(targets)
+
+
+def test_tfkd_virtual_loss_matches_equation_9() -> None:
+    model, batch = linear_model(), batch_of()
+    scheme = SCHEMES.get("tfkd-virtual")([model], correct_probability=0.95, temperature=3.0, alpha=0.4)
+    scheme.setup(batch)
+    value = scheme.loss(batch, 0.0, 1).total
+    expected = reference_virtual_loss(model(batch.inputs).detach(), batch.targets, 0.95, 3.0, 0.4)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_tfkd_virtual_at_tau_one_is_label_smoothing_up_to_a_constant() -> None:
+    a, alpha, classes = 0.92, 0.6, 3
+    epsilon = alpha * classes * (1 - a) / (classes - 1)
+    teacher = [a] + [(1 - a) / (classes - 1)] * (classes - 1)
+    constant = alpha * sum(p * math.log(p) for p in teacher)  # −α·H(p^d)
+    scheme = SCHEMES.get("tfkd-virtual")([linear_model()], correct_probability=a, temperature=1.0, alpha=alpha)
+    for seed in (0, 1, 2):
+        batch = batch_of(seed=seed)
+        scheme.setup(batch)
+        logits = scheme.student(batch.inputs).detach()
+        smoothed = F.cross_entropy(logits, batch.targets, label_smoothing=epsilon)
+        assert scheme.loss(batch, 0.0, 1).total.item() - float(smoothed) == pytest.approx(constant, abs=1e-5)
+
+
+def test_tfkd_virtual_term_alone_trains_the_student() -> None:
+    model, batch = linear_model(), batch_of()
+    scheme = SCHEMES.get("tfkd-virtual")([model], alpha=1.0)
+    scheme.setup(batch)
+    output = scheme.loss(batch, 0.0, 1)
+    assert float(output.parts["ce"]) == 0.0
+    output.total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_tfkd_self_pretrains_then_teaches_an_untrained_copy() -> None:
+    model = small_cnn(1)
+    initial = copy.deepcopy(model.state_dict())
+    built = SCHEMES.get("tfkd-self")([model], temperature=2.0, alpha=0.7)
+    phases = built.phases()
+    pretrain = next(phases)
+    assert pretrain.name == "pretrain" and isinstance(pretrain.scheme, Offline)
+    assert [term.name for term in pretrain.scheme.objective] == ["ce"]
+    fit(pretrain.scheme, tiny_data(), None, FitSettings(epochs=1, batch_size=8, progress=False))
+    distill = next(phases)
+    student = distill.scheme.student
+    assert student is not model
+    assert all(torch.equal(value, initial[key]) for key, value in student.state_dict().items())
+    data = tiny_data()
+    batch = Batch(data.inputs[:6], data.targets[:6], torch.arange(6), len(data))
+    distill.scheme.setup(batch)
+    assert isinstance(distill.scheme.teacher, FrozenTeacher) and distill.scheme.teacher.model is model
+    assert not any(p.requires_grad for p in model.parameters())
+    student.train()
+    value = distill.scheme.loss(batch, 0.0, 1).total
+    model.eval()
+    teacher_logits, student_logits = model(batch.inputs).detach(), student(batch.inputs).detach()
+    expected = 0.0
+    for row, label in enumerate(batch.targets.tolist()):
+        ce = -math.log(softmax_row(student_logits[row].tolist())[label])
+        teacher = softmax_row([v / 2.0 for v in teacher_logits[row].tolist()])
+        soft = softmax_row([v / 2.0 for v in student_logits[row].tolist()])
+        kl = sum(t * (math.log(t) - math.log(s)) for t, s in zip(teacher, soft, strict=True))
+        expected += (0.3 * ce + 0.7 * 4.0 * kl) / len(batch)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    assert set(built.predictors()) == {"student", "pretrained"} and built.predictors()["student"] is student
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("tfkd-self", {"alpha": 1.5}),
+        ("tfkd-self", {"temperature": 0.0}),
+        ("tfkd-self", {"pretrain_epochs": 0}),
+        ("tfkd-virtual", {"correct_probability": 0.5}),
+        ("tfkd-virtual", {"soften": "logits"}),
+        ("tfkd-virtual", {"alpha": -0.1}),
+    ],
+)
+def test_bad_parameters_raise(name: str, params: dict) -> None:
+    with pytest.raises(MentorError, match=next(iter(params))):
+        SCHEMES.create(name, [small_cnn(1)], **params)
+
+
+def test_two_models_are_refused() -> None:
+    with pytest.raises(MentorError, match="exactly 1"):
+        SCHEMES.get("tfkd-self")([small_cnn(1), small_cnn(2)])
