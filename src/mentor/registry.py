@@ -66,25 +66,33 @@ class Registry(Generic[T]):
         return dict(list(inspect.signature(obj).parameters.items())[skip:])
 
     def create(self, name: str, *args: Any, **params: Any) -> Any:
-        """Call the entry ``name`` with ``args`` and validated keyword ``params``.
+        """Call the entry ``name`` with ``args`` and validated keyword ``params`` (see :func:`call_validated`)."""
+        return call_validated(self.kind, name, self.get(name), args, params)
 
-        Unknown parameter names list the nearest valid ones; wrong types and out-of-range values (as
-        declared by the callable's annotations, e.g. ``Annotated[float, Field(gt=0)]``) raise a
-        :class:`MentorError` naming the parameter, what is allowed and what was received.
-        """
-        valid = self.parameters(name, skip=len(args))
-        for key in params:
-            if key not in valid:
-                close = nearest(key, valid)
-                hint = f"; nearest: {', '.join(close)}" if close else ""
-                raise MentorError(
-                    f"unknown parameter {key!r} of {self.kind} {name!r}{hint} (valid: {', '.join(valid) or 'none'})"
-                )
-        try:
-            return pydantic.validate_call(config={"arbitrary_types_allowed": True})(self.get(name))(*args, **params)
-        except pydantic.ValidationError as error:
-            first = error.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
-            raise MentorError(
-                f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
-            ) from None
+
+def call_validated(kind: str, name: str, function: Callable[..., Any], args: tuple[Any, ...],
+                   params: dict[str, Any]) -> Any:
+    """Call ``function(*args, **params)`` with ``params`` checked against its signature and annotations.
+
+    Unknown parameter names list the nearest valid ones; missing, wrong-typed and out-of-range values (as
+    declared by annotations such as ``Annotated[float, Field(gt=0)]``) raise a :class:`MentorError`
+    naming the parameter, what is allowed and what was received.
+    """
+    valid = dict(list(inspect.signature(function).parameters.items())[len(args):])
+    for key in params:
+        if key not in valid:
+            close = nearest(key, valid)
+            hint = f"; nearest: {', '.join(close)}" if close else ""
+            listing = ", ".join(valid) or "none"
+            raise MentorError(f"unknown parameter {key!r} of {kind} {name!r}{hint} (valid: {listing})")
+    try:
+        return pydantic.validate_call(config={"arbitrary_types_allowed": True})(function)(*args, **params)
+    except pydantic.ValidationError as error:
+        errors = error.errors()
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo explains a "missing"
+        key = ".".join(str(part) for part in first["loc"])
+        if first["type"].startswith("missing"):
+            raise MentorError(f"The {key!r} parameter of {name} is required; add it to its params") from None
+        raise MentorError(
+            f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
+        ) from None

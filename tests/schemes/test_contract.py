@@ -54,7 +54,7 @@ def test_every_scheme_has_an_example_and_a_paper(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_trained_model_receives_gradients_and_frozen_ones_never(name: str) -> None:
     built = build(name)
-    phases = [built] if isinstance(built, Scheme) else [phase.scheme for phase in built.phases()]
+    phases = [built] if isinstance(built, Scheme) else (phase.scheme for phase in built.phases())
     for scheme in phases:
         scheme.setup(next(iter(_batches())))
         scheme.train()

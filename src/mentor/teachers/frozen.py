@@ -27,6 +27,7 @@ class FrozenTeacher(nn.Module):
         self.model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+            parameter.grad = None  # a model trained by an earlier phase may still hold its last gradients
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         """Stay in eval mode whatever the caller asks."""

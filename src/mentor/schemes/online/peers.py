@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import pydantic
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mentor.batch import Outputs
 from mentor.data.augment import translate
-from mentor.errors import MentorError, nearest
+from mentor.errors import MentorError
 from mentor.losses.functional import kl_with_temperature
+from mentor.registry import call_validated
 from mentor.schemes.base import SCHEMES
 from mentor.taps import run_with_taps
 
@@ -35,28 +34,11 @@ def online_scheme(name: str, paper: str) -> Callable[[Factory], Factory]:
     """
 
     def register(factory: Factory) -> Factory:
-        checked = pydantic.validate_call(config=pydantic.ConfigDict(arbitrary_types_allowed=True))(factory)
-        valid = list(inspect.signature(factory).parameters)[1:]
-
         @functools.wraps(factory)
         def create(models: list[nn.Module], **params: Any) -> Any:
-            for key in params:
-                if key not in valid:
-                    close = nearest(key, valid)
-                    hint = f"; nearest: {', '.join(close)}" if close else ""
-                    raise MentorError(f"unknown parameter {key!r} of scheme {name!r}{hint} (valid: {', '.join(valid)})")
             if not isinstance(models, (list, tuple)) or not all(isinstance(m, nn.Module) for m in models):
                 raise MentorError(f"the {name} scheme takes a list of nn.Module peers; got {type(models).__name__}")
-            try:
-                return checked(list(models), **params)
-            except pydantic.ValidationError as error:
-                first = error.errors()[0]
-                key = ".".join(str(part) for part in first["loc"])
-                if first["type"].startswith("missing"):
-                    raise MentorError(f"The {key!r} parameter of {name} is required; add it to its params") from None
-                raise MentorError(
-                    f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
-                ) from None
+            return call_validated("scheme", name, factory, (list(models),), params)
 
         SCHEMES.register(name, paper)(create)
         return create  # type: ignore[return-value]

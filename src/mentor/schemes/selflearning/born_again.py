@@ -54,13 +54,6 @@ def reinitialized(template: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def freeze_trained(model: nn.Module) -> FrozenTeacher:
-    """:func:`~mentor.teachers.freeze` a model trained by an earlier phase, dropping its stale gradients."""
-    for parameter in model.parameters():
-        parameter.grad = None
-    return freeze(model)
-
-
 class TaughtByEarlierPhase(Scheme):
     """An :class:`Offline` phase whose teacher is a model that an earlier phase trains.
 
@@ -81,7 +74,7 @@ class TaughtByEarlierPhase(Scheme):
 
     def setup(self, batch: Batch) -> None:
         if self.offline is None:
-            self.offline = Offline(self.student, self.objective, freeze_trained(self._earlier[0]))
+            self.offline = Offline(self.student, self.objective, freeze(self._earlier[0]))
         self.offline.setup(batch)
 
     def cache_teachers(self, train: ArrayDataset) -> None:

@@ -44,8 +44,7 @@ from mentor.errors import MentorError
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import SCHEMES, Phase, Phased, Scheme
 from mentor.schemes.online.peers import check_count
-from mentor.schemes.selflearning.born_again import freeze_trained
-from mentor.teachers.frozen import FrozenTeacher
+from mentor.teachers.frozen import FrozenTeacher, freeze
 
 UNSEEN, UNSURE = -2, -1  # table entries: not yet labelled; labelled below the confidence threshold
 LABELLED_STREAM = 0x5E1F  # random stream of the labelled subset (the loader uses streams 0, 1, ...)
@@ -99,7 +98,7 @@ class PseudoLabelRound(Scheme):
     def setup(self, batch: Batch) -> None:
         previous, copied = self._previous
         if previous is not None and self.labeller is None:
-            self.labeller = freeze_trained(copy.deepcopy(previous) if copied else previous)
+            self.labeller = freeze(copy.deepcopy(previous) if copied else previous)
         if self.table is None:
             if batch.dataset_size is None:
                 raise MentorError("pseudo-labels needs batches that know their dataset size (Batch.dataset_size)")
