@@ -176,8 +176,11 @@ class _Run:
         return True
 
     def batches(self, train: ArrayDataset) -> Iterator[tuple[int, BatchIterator]]:
+        # a last batch of a few samples would make batch statistics (BatchNorm, relational methods) degenerate
+        drop_last = len(train) // self.world.size >= self.settings.batch_size
         iterator = BatchIterator(train, self.settings.batch_size, shuffle=True, seed=self.settings.seed,
-                                 transform=self.settings.augment, rank=self.world.rank, world=self.world.size)
+                                 drop_last=drop_last, transform=self.settings.augment, rank=self.world.rank,
+                                 world=self.world.size)
         for epoch in range(self.start_epoch, self.settings.epochs):
             iterator.set_epoch(epoch)
             yield epoch, iterator

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from mentor.batch import Batch
@@ -84,7 +85,8 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
 def check_peers(job: PeersJob) -> None:
     """Build the scheme once and set it up on a sample batch, so mistakes surface before anything is written."""
     data = job.load_data(job.seeds[0])
-    sample = Batch(data.train.inputs[:4], data.train.targets[:4], None, len(data.train))
+    size = min(job.settings.batch_size, len(data.train))
+    sample = Batch(data.train.inputs[:size], data.train.targets[:size], torch.arange(size), len(data.train))
     built = job.build([factory() for factory in job.peers])
     first = built if isinstance(built, Scheme) else next(iter(built.phases())).scheme
     first.setup(sample)

@@ -252,7 +252,8 @@ def check(job: Job) -> None:
     from mentor.batch import Batch
 
     data = job.load_data(job.seeds[0])
-    sample = Batch(data.train.inputs[:2], data.train.targets[:2])
+    size = min(job.settings.batch_size, len(data.train))  # methods may need a full batch (ranking lists)
+    sample = Batch(data.train.inputs[:size], data.train.targets[:size], torch.arange(size), len(data.train))
     teacher, student = job.teacher(), job.student()
     for name, model in (("teacher", teacher), ("student", student)):
         try:
