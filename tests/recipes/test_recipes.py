@@ -78,3 +78,24 @@ def test_building_a_job_checks_names_early() -> None:
         build_job(validate(recipe(student={"model": "mlp-tny"}), ), progress=False).student()
     with pytest.raises(MentorError, match="unknown dataset 'digit'"):
         build_job(validate(recipe(data={"name": "digit"})), progress=False)
+
+
+def test_methods_combine_with_weights_and_schedules() -> None:
+    from mentor.recipes.build import build_plan
+
+    parsed = validate(recipe(knowledge=[
+        {"method": "kd", "params": {"temperature": 2.0, "alpha": 0.5}},
+        {"method": "at", "params": {"student": ["stage1"], "teacher": ["stage1"]}, "weight": 0.5,
+         "schedule": {"warmup": 2, "rampdown_from": 8}},
+    ]))
+    objective = build_plan(parsed.knowledge)
+    assert list(objective.terms) == ["ce", "kl", "at"]
+    assert objective.terms["ce"].weight == 0.5 and objective.terms["kl"].weight == 0.5
+    at = objective.terms["at"]
+    from mentor.knowledge import create
+
+    unscaled = create("at", student=["stage1"], teacher=["stage1"]).terms["at"].weight
+    assert at.weight == pytest.approx(0.5 * unscaled)
+    assert at.weight_at(1.0, 10) == pytest.approx(at.weight / 2) and at.weight_at(9.0, 10) == pytest.approx(at.weight / 2)
+    with pytest.raises(MentorError, match=r"recipe key 'knowledge.1.schedule.warmup'"):
+        validate(recipe(knowledge=[{"method": "kd"}, {"method": "at", "schedule": {"warmup": -1}}]))

@@ -12,6 +12,7 @@ from mentor import knowledge
 from mentor.engine import FitSettings, OptimizerSettings, SchedulerSettings
 from mentor.errors import MentorError
 from mentor.knowledge import Plan
+from mentor.losses import Schedule
 from mentor.models import create
 from mentor.pipelines.collaborate import PeersJob
 from mentor.pipelines.distill import Job
@@ -36,9 +37,21 @@ def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
     )
 
 
+def weighted(item: schema.Knowledge) -> Plan:
+    """The method of ``item`` with its distillation terms (all but the hard-label CE) scaled and scheduled."""
+    plan = knowledge.create(item.method, **item.params)
+    schedule = Schedule(**item.schedule.model_dump()) if item.schedule else None
+    for stage in knowledge.as_stages(plan):
+        for term in stage.objective:
+            if term.name != "ce":
+                term.weight *= item.weight
+                term.schedule = schedule or term.schedule
+    return plan
+
+
 def build_plan(items: list[schema.Knowledge]) -> Plan:
-    """One method, or several single-stage methods combined into one objective."""
-    return knowledge.combine([knowledge.create(item.method, **item.params) for item in items])
+    """One method, or several single-stage methods combined into one objective (e.g. kd + at)."""
+    return knowledge.combine([weighted(item) for item in items])
 
 
 def _data_and_models(recipe: schema.Recipe) -> tuple[Callable[[int], datasets.Splits], Callable[[schema.Model], nn.Module]]:

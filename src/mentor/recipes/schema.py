@@ -65,9 +65,17 @@ class Teacher(Model):
     train: Train | None = Field(None, description="how to train the teacher (defaults to the recipe's train section)")
 
 
+class WeightSchedule(Section):
+    warmup: float = Field(0.0, ge=0.0, description="epochs over which the weight rises linearly from 0")
+    rampdown_from: float | None = Field(None, ge=0.0, description="epoch at which a linear decrease to 0 starts")
+    rampdown_to: float | None = Field(None, ge=0.0, description="epoch at which the weight reaches 0 (default: end)")
+
+
 class Knowledge(Section):
     method: str = Field(description="knowledge method (`mentor list knowledge`)")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's parameters")
+    weight: float = Field(1.0, ge=0.0, description="multiplies the weights of the method's distillation terms")
+    schedule: WeightSchedule | None = Field(None, description="warm-up / ramp-down of the distillation terms")
 
 
 class SchemeSpec(Section):
