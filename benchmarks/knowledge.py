@@ -139,13 +139,13 @@ def main() -> None:
             print(f"seed {seed} {method}: {rows[method][-1]['accuracy']:.4f}", flush=True)
     minutes = (time.perf_counter() - started) / 60
     base_accuracy = statistics.fmean(r["accuracy"] for r in rows[ALONE])
-    base_seconds = statistics.fmean(r["epoch_seconds"] for r in rows[ALONE])
+    base_seconds = statistics.median(r["epoch_seconds"] for r in rows[ALONE])  # medians: robust to a busy moment
     papers = {entry.name: entry.summary for entry in KNOWLEDGE}
     table = [["teacher", "", mean_std(teachers, 100), "", "", ""]]
     for name, values in rows.items():
         accuracy = [r["accuracy"] for r in values]
         gain = 100 * (statistics.fmean(accuracy) - base_accuracy)
-        ratio = statistics.fmean(r["epoch_seconds"] for r in values) / base_seconds
+        ratio = statistics.median(r["epoch_seconds"] for r in values) / base_seconds
         paper = re.match(r"[^,]*?\d{4}", papers.get(name, ""))
         table.append([name, paper.group(0) if paper else "", mean_std(accuracy, 100),
                       "" if name == ALONE else f"{gain:+.2f}", f"{ratio:.2f}",
@@ -158,8 +158,8 @@ def main() -> None:
     markdown = (f"Command: `{command.strip()}` ({os.cpu_count()} CPU cores, {minutes:.0f} min in all).\n"
                 f"Fashion-MNIST, {args.limit} training samples (10% of them for validation), full test set; teacher "
                 f"{TEACHER['options']}, student {STUDENT['options']}; {args.epochs} epochs (multi-stage methods spend "
-                f"1 of them on their first stage), Adam 3e-3, cosine schedule, batch 128; teacher {args.teacher_epochs} "
-                "epochs, one per seed.\n\n```\n" + text + "\n```")
+                f"1 of them on their first stage), Adam 3e-3, cosine schedule, batch 128; teacher "
+                f"{args.teacher_epochs} epochs, one per seed.\n\n```\n" + text + "\n```")
     if not args.no_write:
         write_section(markdown)
 

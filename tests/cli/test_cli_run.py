@@ -13,11 +13,14 @@ from mentor.cli import main
 
 TINY = [
     "--set", "seeds=[0]", "--set", "data.limit=200", "--set", "train.epochs=2",
-    "--set", "teacher.train.epochs=2", "--set", "teacher.model=mlp-small", "--quiet",
+    "--set", "teacher.train.epochs=2", "--set", "teacher.model=mlp-small",
+    "--quiet",
 ]
 
 
-def test_run_writes_a_complete_run_directory_and_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_run_writes_a_complete_run_directory_and_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "run"
     assert main(["run", "quickstart", "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out

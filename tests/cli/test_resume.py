@@ -17,7 +17,8 @@ from mentor.cli import main
 ARGS = [
     "--set", "seeds=[0]", "--set", "data.limit=600", "--set", "train.epochs=6", "--set", "train.batch_size=16",
     "--set", "teacher.train.epochs=2", "--set", "teacher.model=mlp-small", "--quiet",
-    "--set", "knowledge.method=fitnet", "--set", "knowledge.params={hint: fc1, guided: fc1, adapter: linear, hint_epochs: 2}",
+    "--set", "knowledge.method=fitnet",
+    "--set", "knowledge.params={hint: fc1, guided: fc1, adapter: linear, hint_epochs: 2}",
 ]
 
 

@@ -20,9 +20,9 @@ def softmax_row(row: list[float], tau: float) -> list[float]:
 
 def kl_by_hand(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> float:
     total = 0.0
-    for s_row, t_row in zip(student.tolist(), teacher.tolist()):
+    for s_row, t_row in zip(student.tolist(), teacher.tolist(), strict=True):
         p_s, p_t = softmax_row(s_row, tau), softmax_row(t_row, tau)
-        total += sum(t * math.log(t / s) for s, t in zip(p_s, p_t))
+        total += sum(t * math.log(t / s) for s, t in zip(p_s, p_t, strict=True))
     return tau**2 * total / len(student)
 
 
@@ -49,9 +49,9 @@ def test_kl_is_zero_for_identical_logits() -> None:
 def test_soft_cross_entropy_hand_value() -> None:
     targets = torch.tensor([[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]])
     expected = 0.0
-    for row, target in zip(STUDENT.tolist(), targets.tolist()):
+    for row, target in zip(STUDENT.tolist(), targets.tolist(), strict=True):
         probs = softmax_row(row, 1.0)
-        expected -= sum(q * math.log(p) for q, p in zip(target, probs))
+        expected -= sum(q * math.log(p) for q, p in zip(target, probs, strict=True))
     assert F.soft_cross_entropy(STUDENT, targets).item() == pytest.approx(expected / 2, rel=1e-6)
 
 

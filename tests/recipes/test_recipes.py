@@ -96,6 +96,7 @@ def test_methods_combine_with_weights_and_schedules() -> None:
 
     unscaled = create("at", student=["stage1"], teacher=["stage1"]).terms["at"].weight
     assert at.weight == pytest.approx(0.5 * unscaled)
-    assert at.weight_at(1.0, 10) == pytest.approx(at.weight / 2) and at.weight_at(9.0, 10) == pytest.approx(at.weight / 2)
+    assert at.weight_at(1.0, 10) == pytest.approx(at.weight / 2)  # half-way through the warm-up
+    assert at.weight_at(9.0, 10) == pytest.approx(at.weight / 2)  # half-way through the ramp-down
     with pytest.raises(MentorError, match=r"recipe key 'knowledge.1.schedule.warmup'"):
         validate(recipe(knowledge=[{"method": "kd"}, {"method": "at", "schedule": {"warmup": -1}}]))

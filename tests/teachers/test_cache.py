@@ -17,7 +17,8 @@ from mentor.teachers.cache import cache_key
 
 def dataset(size: int = 40, seed: int = 0) -> ArrayDataset:
     generator = torch.Generator().manual_seed(seed)
-    return ArrayDataset(torch.randn(size, 1, 8, 8, generator=generator), torch.randint(0, 5, (size,), generator=generator))
+    inputs = torch.randn(size, 1, 8, 8, generator=generator)
+    return ArrayDataset(inputs, torch.randint(0, 5, (size,), generator=generator))
 
 
 def teacher(seed: int = 0) -> torch.nn.Module:

@@ -24,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run a recipe (a built-in name or a YAML file)")
     run.add_argument("recipe", help="built-in recipe name (see `mentor recipes`) or path to a YAML recipe")
     run.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=5")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a recipe key, e.g. train.epochs=5")
     run.add_argument("--force", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=command_run)
@@ -37,7 +38,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise MentorError(f"run directory {str(out)!r} already exists; choose another --out or pass --force to replace it")
+            raise MentorError(f"run directory {str(out)!r} already exists; "
+                              "choose another --out or pass --force to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -139,7 +139,8 @@ class _Run:
         self.scheme, self.settings, self.checkpoints = scheme, settings, checkpoints
         self.world = world()
         self.optimizers = {n: build_optimizer(p, settings.optimizer) for n, p in scheme.optimized().items() if p}
-        self.schedulers = {n: build_scheduler(o, settings.scheduler, settings.epochs) for n, o in self.optimizers.items()}
+        self.schedulers = {n: build_scheduler(o, settings.scheduler, settings.epochs)
+                           for n, o in self.optimizers.items()}
         self.parameters = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
         self.start_epoch, self.best_accuracy, self.best_epoch = 0, -math.inf, 0
         self.best_state: dict[str, Any] | None = None

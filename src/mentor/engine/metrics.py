@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    """Somewhere else every record goes (e.g. :class:`mentor.engine.tensorboard.TensorBoardSink`)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Receive one record (the log's fixed fields included), right after it is written to the file."""
+
+    def close(self) -> None:
+        """Flush and release what the sink holds."""
 
 
 class MetricsLog:
-    """Append-only JSONL file; ``None`` path keeps records in memory only."""
+    """Append-only JSONL file; ``None`` path keeps records in memory only.
 
-    def __init__(self, path: Path | None = None, **fields: Any) -> None:
+    ``sinks`` also receive every record (shared with the logs made by :meth:`bind`); :meth:`close`
+    closes them.
+    """
+
+    def __init__(self, path: Path | None = None, *, sinks: Sequence[Sink] = (), **fields: Any) -> None:
         self.path = path
         self.fields = fields
+        self.sinks = list(sinks)
         self.records: list[dict[str, Any]] = []
 
     def bind(self, **fields: Any) -> MetricsLog:
-        """A log writing to the same file with extra fixed fields (``run="student"``)."""
-        child = MetricsLog(self.path, **{**self.fields, **fields})
+        """A log writing to the same file and sinks with extra fixed fields (``run="student"``)."""
+        child = MetricsLog(self.path, sinks=self.sinks, **{**self.fields, **fields})
         child.records = self.records
         return child
 
@@ -28,8 +44,14 @@ class MetricsLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(record, sort_keys=False) + "\n")
+        for sink in self.sinks:
+            sink.write(record)
         return record
 
+    def close(self) -> None:
+        """Close the sinks (the JSONL file is never held open)."""
+        for sink in self.sinks:
+            sink.close()
 
     def drop_after(self, stage: str, epoch: int) -> None:
         """Forget this log's records of ``stage`` past ``epoch`` (a resumed run writes them again)."""

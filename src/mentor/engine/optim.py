@@ -40,7 +40,8 @@ def build_optimizer(parameters: Iterable[nn.Parameter], settings: OptimizerSetti
     params = [p for p in parameters if p.requires_grad]
     if settings.name == "sgd":
         return torch.optim.SGD(
-            params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay, nesterov=settings.nesterov
+            params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
+            nesterov=settings.nesterov,
         )
     if settings.name == "adam":
         return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)

@@ -163,7 +163,8 @@ class _Paired(Term):
         if teacher is None:
             raise MentorError(f"loss term {self.name!r} needs a teacher, but this scheme has none")
         left, right = student.get(self.student_path), teacher.get(self.teacher_path)
-        where = f"term {self.name!r} (student {self.student_path or 'logits'} vs teacher {self.teacher_path or 'logits'})"
+        student_path, teacher_path = self.student_path or "logits", self.teacher_path or "logits"
+        where = f"term {self.name!r} (student {student_path} vs teacher {teacher_path})"
         self.adapter = build_adapter(self.adapter_name, left.shape[1:], right.shape[1:], where)
 
     def pair(self, context: Context) -> tuple[torch.Tensor, torch.Tensor]:

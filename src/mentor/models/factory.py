@@ -53,7 +53,9 @@ def _import_factory(spec: str) -> Builder:
     return factory
 
 
-def _call(builder: Builder, spec: str, num_classes: int, input_shape: Sequence[int], options: dict[str, Any]) -> nn.Module:
+def _call(
+    builder: Builder, spec: str, num_classes: int, input_shape: Sequence[int], options: dict[str, Any]
+) -> nn.Module:
     """Call ``builder`` with the options it accepts, passing num_classes / input_shape where it takes them."""
     target = builder.func if isinstance(builder, partial) else builder
     signature = inspect.signature(target)
@@ -94,7 +96,8 @@ def create(
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, str):
-        raise MentorError(f"a model must be a name, 'package.module:callable' or an nn.Module; got {type(spec).__name__}")
+        raise MentorError("a model must be a name, 'package.module:callable' or an nn.Module; "
+                          f"got {type(spec).__name__}")
     builder = _import_factory(spec) if ":" in spec else MODELS.get(spec)
     return _call(builder, spec, num_classes, input_shape, options)
 

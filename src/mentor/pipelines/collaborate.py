@@ -58,7 +58,9 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
     result = Result()
     for seed in job.seeds:
         data = job.load_data(seed)
-        folder = (lambda run: out / "checkpoints" / f"seed{seed}" / run) if out else (lambda run: None)
+        def folder(run: str, seed: int = seed) -> Path | None:
+            return out / "checkpoints" / f"seed{seed}" / run if out else None
+
         settings = replace(job.settings, seed=seed, resume=resume)
         seed_everything(seed)
         predictors = train_scheme(job.build([factory() for factory in job.peers]), data, settings,

@@ -46,7 +46,8 @@ def stage_epochs(stages: list[Stage], epochs: int) -> list[int]:
     left = epochs - fixed
     if left < len(open_ended) or (not open_ended and left < 0):
         names = ", ".join(f"{s.name}={s.epochs}" for s in stages if s.epochs)
-        raise MentorError(f"train.epochs={epochs} leaves no epochs after the fixed stages ({names}); raise train.epochs")
+        raise MentorError(f"train.epochs={epochs} leaves no epochs after the fixed stages ({names}); "
+                          "raise train.epochs")
     shares = [left // len(open_ended) + (1 if i < left % len(open_ended) else 0) for i in range(len(open_ended))]
     it = iter(shares)
     return [stage.epochs if stage.epochs is not None else next(it) for stage in stages]
@@ -64,7 +65,7 @@ def fit_plan(
     """Train ``model`` through each stage of ``plan`` (default: cross-entropy only), one loop call per stage."""
     stages = as_stages(plan if plan is not None else Objective(CE()))
     results = []
-    for stage, epochs in zip(stages, stage_epochs(stages, settings.epochs)):
+    for stage, epochs in zip(stages, stage_epochs(stages, settings.epochs), strict=True):
         scheme = Offline(model, stage.objective, teacher if stage.objective.needs_teacher else None)
         folder = checkpoints / stage.name if checkpoints is not None and len(stages) > 1 else checkpoints
         results.append(fit(scheme, data.train, data.validation, replace(settings, epochs=epochs),
@@ -130,7 +131,8 @@ class Result:
                 f"{statistics.median(r.latency_ms for r in rows_of_role):.3f}",
             ])
         seeds = len({r.seed for r in self.rows})
-        header = ["model", f"test accuracy % ({seeds} seed{'s' if seeds > 1 else ''})", "parameters", "latency ms/batch"]
+        accuracy = f"test accuracy % ({seeds} seed{'s' if seeds > 1 else ''})"
+        header = ["model", accuracy, "parameters", "latency ms/batch"]
         return render(header, rows)
 
 
@@ -223,7 +225,9 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
     result = Result()
     for seed in job.seeds:
         data = job.load_data(seed)
-        folder = (lambda role: out / "checkpoints" / f"seed{seed}" / role.replace(" ", "-")) if out else (lambda role: None)
+        def folder(role: str, seed: int = seed) -> Path | None:
+            return out / "checkpoints" / f"seed{seed}" / role.replace(" ", "-") if out else None
+
         seed_everything(seed)
         teacher = job.teacher()
         if job.teacher_checkpoint is not None:

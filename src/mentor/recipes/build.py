@@ -54,7 +54,11 @@ def build_plan(items: list[schema.Knowledge]) -> Plan:
     return knowledge.combine([weighted(item) for item in items])
 
 
-def _data_and_models(recipe: schema.Recipe) -> tuple[Callable[[int], datasets.Splits], Callable[[schema.Model], nn.Module]]:
+DataLoader = Callable[[int], datasets.Splits]
+ModelBuilder = Callable[[schema.Model], nn.Module]
+
+
+def _data_and_models(recipe: schema.Recipe) -> tuple[DataLoader, ModelBuilder]:
     """A per-seed data loader (the first seed's splits loaded now, so a missing dataset fails early) and a
     model builder for the dataset's classes and input shape."""
     spec = recipe.data

@@ -31,7 +31,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise MentorError(f"cannot read recipe {str(path)!r}: {error.strerror}") from None
     if not isinstance(data, dict):
-        raise MentorError(f"recipe {str(path)!r} must be a mapping of keys (data:, teacher:, ...), got {type(data).__name__}")
+        raise MentorError(f"recipe {str(path)!r} must be a mapping of keys (data:, teacher:, ...), "
+                          f"got {type(data).__name__}")
     return data
 
 

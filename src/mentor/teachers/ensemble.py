@@ -32,5 +32,6 @@ class Ensemble(nn.Module):
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32) / sum(weights))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        probabilities = sum(w * torch.softmax(m(inputs), dim=1) for w, m in zip(self.weights, self.members))
+        pairs = zip(self.weights, self.members, strict=True)
+        probabilities = sum(weight * torch.softmax(member(inputs), dim=1) for weight, member in pairs)
         return torch.log(probabilities.clamp_min(1e-12))
