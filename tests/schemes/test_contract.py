@@ -34,7 +34,7 @@ def schemes_of(built: Scheme | Phased, tmp: Path | None = None) -> list[Scheme]:
         before = [{k: v.clone() for k, v in t.state_dict().items()} for t in frozen_parts(scheme)]
         folder = (tmp if isinstance(built, Scheme) else tmp / f"phase{index}") if tmp else None
         fit(scheme, tiny_data(), tiny_data(16, 4), SETTINGS, checkpoints=folder)
-        for teacher, state in zip(frozen_parts(scheme), before):
+        for teacher, state in zip(frozen_parts(scheme), before, strict=True):
             for key, value in teacher.state_dict().items():
                 assert torch.equal(state[key], value), key
         trained.append(scheme)
