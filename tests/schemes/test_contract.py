@@ -34,7 +34,9 @@ def schemes_of(built: Scheme | Phased, tmp: Path | None = None) -> list[Scheme]:
         before = [{k: v.clone() for k, v in t.state_dict().items()} for t in frozen_parts(scheme)]
         folder = (tmp if isinstance(built, Scheme) else tmp / f"phase{index}") if tmp else None
         fit(scheme, tiny_data(), tiny_data(16, 4), SETTINGS, checkpoints=folder)
-        for teacher, state in zip(frozen_parts(scheme), before, strict=True):
+        # teachers a phase builds in setup (from an earlier phase's model) are not in `before`; they are
+        # checked by the offline scheme's own contract
+        for teacher, state in zip(frozen_parts(scheme), before, strict=False):
             for key, value in teacher.state_dict().items():
                 assert torch.equal(state[key], value), key
         trained.append(scheme)

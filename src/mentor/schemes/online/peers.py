@@ -22,6 +22,7 @@ from mentor.losses.functional import kl_with_temperature
 from mentor.registry import call_validated
 from mentor.schemes.base import SCHEMES
 from mentor.taps import run_with_taps
+from mentor.teachers.ensemble import Ensemble  # noqa: F401  (re-exported for the schemes)
 
 Factory = TypeVar("Factory", bound=Callable[..., Any])
 
@@ -105,17 +106,6 @@ def mutual_kl(logits: Sequence[torch.Tensor], temperature: float) -> list[torch.
 def average_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
     """log of the mean softmax of several ``(B, K)`` logits: an ensemble's logits."""
     return torch.stack([F.softmax(z, dim=1) for z in logits]).mean(0).clamp_min(1e-12).log()
-
-
-class Ensemble(nn.Module):
-    """Predictor averaging the class probabilities of its members; returns log-probabilities as logits."""
-
-    def __init__(self, members: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return average_probabilities([member(inputs) for member in self.members])
 
 
 def sigmoid_rampup(epoch: float, length: float) -> float:
