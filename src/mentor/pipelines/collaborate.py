@@ -71,9 +71,9 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
         if not job.independent:
             continue
         alone = []
-        for index, factory in enumerate(job.peers):
-            seed_everything(seed)
-            model = factory()
+        seed_everything(seed)
+        fresh = [factory() for factory in job.peers]  # the scheme's initial weights: distinct peers stay distinct
+        for index, model in enumerate(fresh):
             fit_plan(model, data, settings, log=log.bind(run=f"peer{index}-alone", seed=seed),
                      checkpoints=folder(f"peer{index}-alone"))
             alone.append(model)
