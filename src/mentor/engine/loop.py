@@ -62,7 +62,7 @@ class FitSettings:
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     resume: bool = False
-    teacher_cache: bool = False
+    teacher_cache: bool = True
 
 
 @dataclass
