@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from mentor.engine import MetricsLog
+from mentor.engine.distributed import World, barrier, broadcast_object, world
 from mentor.errors import MentorError
 from mentor.pipelines.distill import Result
 from mentor.recipes import Recipe, load_recipe, validate
@@ -69,11 +70,13 @@ def _planned(recipe: Recipe, progress: bool) -> Callable[..., Result]:
     return functools.partial(run, job)
 
 
-def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: bool) -> int:
+def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: bool, current: World) -> int:
     started = time.perf_counter()
-    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: print(f"  {line}", flush=True),
-                     resume=resume)
+    echo = (lambda line: print(f"  {line}", flush=True)) if current.is_main else (lambda line: None)
+    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=echo, resume=resume)
     elapsed = time.perf_counter() - started
+    if not current.is_main:  # under torchrun rank 0 alone writes the summary and prints the table
+        return 0
     summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print()
@@ -85,11 +88,23 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
 def command_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.set)
     execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
+    current = world()  # under torchrun: rank 0 names and prepares the run directory, the others wait for it
     out = Path(args.out) if args.out else _default_out(recipe.name)
-    _prepare_out(out, args.force)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
-    return _execute(recipe, execute, out, resume=False)
+    problem = None
+    if current.is_main:
+        try:
+            _prepare_out(out, args.force)
+            (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False),
+                                             encoding="utf-8")
+        except MentorError as error:
+            problem = str(error)
+    out, problem = broadcast_object((str(out), problem), current)
+    if problem is not None:
+        raise MentorError(problem)
+    out = Path(out)
+    if current.is_main:
+        print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
+    return _execute(recipe, execute, out, resume=False, current=current)
 
 
 def command_resume(args: argparse.Namespace) -> int:
@@ -98,5 +113,8 @@ def command_resume(args: argparse.Namespace) -> int:
         raise MentorError(f"{str(out)!r} is not a run directory (no recipe.yaml); give the --out of a `mentor run`")
     recipe = validate(read_yaml(out / "recipe.yaml"))
     execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
-    print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
-    return _execute(recipe, execute, out, resume=True)
+    current = world()
+    if current.is_main:
+        print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
+    barrier(current)
+    return _execute(recipe, execute, out, resume=True, current=current)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,28 @@ def broadcast_parameters(modules: Iterable[nn.Module], current: World) -> None:
     for module in modules:
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, src=0)
+
+
+def broadcast_object(value: T, current: World) -> T:
+    """Rank 0's ``value`` (any picklable object) on every process."""
+    if not current.active:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(current: World) -> None:
+    """Wait until every process gets here."""
+    if current.active:
+        dist.barrier()
+
+
+def average_scalars(values: dict[str, torch.Tensor], current: World) -> dict[str, torch.Tensor]:
+    """The mean over all processes of each named scalar (one all_reduce for all of them)."""
+    if not current.active or not values:
+        return values
+    names = sorted(values)
+    flat = torch.stack([torch.as_tensor(values[name], dtype=torch.float32) for name in names])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    return dict(zip(names, flat / current.size))

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from mentor.batch import Batch
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.engine import checkpoint
-from mentor.engine.distributed import average_gradients, broadcast_parameters, world
+from mentor.engine.distributed import average_gradients, average_scalars, broadcast_parameters, world
 from mentor.engine.evaluate import evaluate
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
@@ -258,6 +258,7 @@ def fit(
                 sums[name] = sums.get(name, 0.0) + value.float()
             bar.update()
         bar.close()
+        sums = average_scalars(sums, run.world)  # under torchrun: the whole batch's losses, not rank 0's shard
         lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
         for scheduler in run.schedulers.values():
             scheduler.step()

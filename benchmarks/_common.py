@@ -1,0 +1,187 @@
+"""Shared helpers of the benchmark scripts: timing, child processes, and the BENCHMARKS.md sections.
+
+Every script writes its own section of ``BENCHMARKS.md`` between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->`` (the section is appended when the markers are missing), together with the
+command that produced it and the machine it ran on, so a table can always be reproduced.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: benchmarks/.. ."""
+BENCHMARKS_MD = Path(os.environ.get("MENTOR_BENCHMARKS_MD", ROOT / "BENCHMARKS.md"))
+"""Where the tables go (``$MENTOR_BENCHMARKS_MD`` points elsewhere, e.g. for a trial run)."""
+
+
+# ----------------------------------------------------------------------------------------------- timing
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    if not values:
+        raise ValueError("median of no values")
+    return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> str:
+    """``median (min-max)`` of timings in seconds, for a table cell."""
+    return f"{median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+@contextmanager
+def stopwatch() -> Iterator[Callable[[], float]]:
+    """``with stopwatch() as elapsed: ...`` then ``elapsed()`` gives the seconds spent inside."""
+    started = time.perf_counter()
+    end: list[float] = []
+    try:
+        yield lambda: (end[0] if end else time.perf_counter()) - started
+    finally:
+        end.append(time.perf_counter())
+
+
+def interleaved(measures: dict[str, Callable[[], float]], repeats: int, warmup: int = 1,
+                echo: Callable[[str], None] = print) -> dict[str, list[float]]:
+    """Run every measure once per round, ``warmup + repeats`` rounds; keep the last ``repeats`` values.
+
+    Interleaving (a b c, a b c, ...) instead of (a a a, b b b, ...) spreads slow drifts of the machine
+    (another job starting, thermal limits) evenly over the variants being compared.
+
+    Args:
+        measures: name -> function running one measurement and returning its seconds.
+        repeats: rounds kept.
+        warmup: rounds run first and thrown away (allocator, caches, lazy initialisation).
+        echo: progress lines.
+    """
+    kept: dict[str, list[float]] = {name: [] for name in measures}
+    for round_ in range(warmup + repeats):
+        label = "warm-up" if round_ < warmup else f"round {round_ - warmup + 1}/{repeats}"
+        for name, measure in measures.items():
+            seconds = measure()
+            if round_ >= warmup:
+                kept[name].append(seconds)
+            echo(f"  {label}: {name} {seconds:.3f} s")
+    return kept
+
+
+# -------------------------------------------------------------------------------------- child processes
+@dataclass
+class Child:
+    """A finished child process: exit status, wall time, peak resident memory, its output."""
+
+    returncode: int
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+    stderr: str
+
+    def check(self, what: str) -> Child:
+        """Raise with the end of stderr when the child failed."""
+        if self.returncode != 0:
+            tail = "\n".join((self.stderr or self.stdout).strip().splitlines()[-25:])
+            raise SystemExit(f"{what} failed with exit status {self.returncode}:\n{tail}")
+        return self
+
+
+def run_child(command: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+              echo: bool = False, timeout: float | None = None) -> Child:
+    """Run ``command``; measure its wall time and peak RSS with ``os.wait4``.
+
+    The peak comes from the child's ``rusage.ru_maxrss`` (KiB on Linux), which covers the child and
+    the descendants it waited for, as the largest single process among them (not their sum).
+
+    Args:
+        command: program and arguments.
+        env: environment (default: this process's).
+        cwd: working directory.
+        echo: let the child write to this terminal instead of capturing its output.
+        timeout: seconds before the child is killed (``None``: no limit).
+    """
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(command), env=env, cwd=cwd, stdout=None if echo else out,
+                                   stderr=None if echo else err, text=True)
+        timer = threading.Timer(timeout, process.kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # reaps the child: Popen must not wait again
+        finally:
+            if timer is not None:
+                timer.cancel()
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes on macOS
+    return Child(process.returncode, seconds, kib / 1024, stdout, stderr)
+
+
+# ------------------------------------------------------------------------------------ BENCHMARKS.md
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; the first column left-aligned, the others right-aligned."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def invocation(name: str, argv: Sequence[str] | None = None) -> str:
+    """The command that reproduces this run: ``mentor bench NAME ARGS``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return " ".join(["mentor", "bench", name, *map(shlex.quote, args)])
+
+
+def machine() -> str:
+    """One line: CPU, cores, torch version and threads, Python."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+            f"Python {platform.python_version()}")
+
+
+def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``path``.
+
+    When the markers are missing the section is appended under a ``## title`` heading (and the file
+    is created with a top heading if it does not exist).
+    """
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if start in text and end in text and text.index(start) < text.index(end):
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def section_body(command: str, lines: Sequence[str]) -> str:
+    """The standard body of a section: the command, the machine and date, then the given lines."""
+    stamp = time.strftime("%Y-%m-%d")
+    return "\n".join([f"Produced by `{command}` on {stamp}.", f"Machine: {machine()}.", "", *lines])
