@@ -14,13 +14,13 @@ from mentor import losses as terms
 from mentor.batch import Batch, Outputs
 from mentor.errors import MentorError
 from mentor.losses import Objective
-from mentor.pipelines import distill, train
+from mentor.pipelines import collaborate, distill, train
 from mentor.taps import Taps
 from mentor.teachers import FrozenTeacher
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Taps", "data", "distill", "engine",
+    "Batch", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Taps", "collaborate", "data", "distill", "engine",
     "knowledge", "losses", "models", "recipes", "schemes", "teachers", "terms", "train", "__version__",
 ]

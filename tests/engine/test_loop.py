@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,32 @@ def test_resume_continues_from_last_checkpoint_bit_for_bit(tmp_path: Path) -> No
     resumed = trained(4, True)
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
+
+
+@pytest.mark.parametrize(("precision", "channels_last"), [("bf16", False), ("fp32", True), ("bf16", True)])
+def test_bf16_autocast_and_channels_last_train_and_match_fp32_closely(precision: str, channels_last: bool) -> None:
+    from mentor.models import CNN
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(64, 1, 8, 8, generator=generator)
+    images = ArrayDataset(inputs, torch.randint(0, 3, (64,), generator=generator))
+
+    def trained(precision: str, channels_last: bool) -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        model = CNN((1, 8, 8), 3, channels=(4, 8))
+        settings = FitSettings(epochs=2, batch_size=16, progress=False, precision=precision,  # type: ignore[arg-type]
+                               channels_last=channels_last)
+        result = fit(Offline(model, Objective(CE())), images, None, settings)
+        return result.history[-1]["train/loss"], model.head.weight.detach()
+
+    reference_loss, reference = trained("fp32", False)
+    loss, weights = trained(precision, channels_last)
+    assert math.isfinite(loss) and abs(loss - reference_loss) < 0.05
+    assert torch.allclose(weights, reference, atol=0.05)
+
+
+def test_cuda_device_without_cuda_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(MentorError, match="no CUDA device is available"):
+        fit(Offline(MLP((4,), 2), Objective(CE())), data(), None, FitSettings(progress=False, device="cuda"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,8 +18,8 @@ from torch import nn
 from mentor.batch import Batch
 from mentor.data import Splits
 from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
-from mentor.pipelines.distill import Result, fit_plan, measure
-from mentor.schemes import Phased, Scheme
+from mentor.pipelines.distill import Result, fit_plan, measure, settings
+from mentor.schemes import SCHEMES, Phased, Scheme
 from mentor.teachers import Ensemble
 
 
@@ -49,6 +50,26 @@ def train_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings, lo
         fit(phase.scheme, data.train, data.validation, replace(settings, epochs=epochs), log=log,
             checkpoints=folder, stage=phase.name)
     return built.predictors()
+
+
+def collaborate(
+    scheme: str | Scheme | Phased,
+    models: list[nn.Module],
+    data: Splits,
+    params: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, nn.Module]:
+    """Train ``models`` together with an online or self-learning scheme; its trained predictors by name.
+
+    Args:
+        scheme: a registered name (``mentor list schemes``) or a scheme object.
+        models: the peers, in the order the scheme expects.
+        data: train/validation/test splits (:func:`mentor.data.load`).
+        params: the scheme's parameters (validated like a recipe's ``scheme.params``).
+        **options: epochs, batch_size, optimizer, lr, weight_decay, scheduler, seed, progress.
+    """
+    built = SCHEMES.create(scheme, models, **(params or {})) if isinstance(scheme, str) else scheme
+    return train_scheme(built, data, settings(**options), MetricsLog(), None)
 
 
 def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
