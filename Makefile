@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PIP := $(PY) -m pip install --disable-pip-version-check --quiet
 
-.PHONY: quickstart test lint data clean
+.PHONY: quickstart test lint docs data clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests
+
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # Fashion-MNIST for the benchmarks (Debian package; needs root)
 data:

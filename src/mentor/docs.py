@@ -102,39 +102,25 @@ def _literal_blocks(lines: list[str]) -> list[str]:
 
 
 def docstring_markdown(text: str | None) -> str:
-    """A Google-style docstring as Markdown.
-
-    Sphinx roles become code spans, ``::`` literal-block markers become ``:``, and ``Args:``-style
-    sections become bold headings followed by a bullet per entry (continuation lines joined).
-    """
+    """A Google-style docstring as Markdown: Sphinx roles as code spans, reST literal blocks as fenced code,
+    and ``Args:``-style sections as a bold heading with one bullet per entry (continuation lines joined)."""
     if not text:
         return ""
     text = _ROLE.sub(lambda m: f"`{m.group(2).split('.')[-1] if m.group(1) else m.group(2)}`", inspect.cleandoc(text))
-    lines = _literal_blocks(text.splitlines())
     out: list[str] = []
-    index = 0
-    while index < len(lines):
-        match = _SECTION.match(lines[index])
-        if not match:
-            out.append(lines[index])
-            index += 1
-            continue
-        out += ["", f"**{match.group(1)}**", ""]
-        index += 1
-        entries: list[str] = []
-        while index < len(lines) and (lines[index].startswith(" ") or not lines[index].strip()):
-            line = lines[index]
-            if not line.strip():
-                if index + 1 < len(lines) and lines[index + 1].startswith(" "):
-                    index += 1
-                    continue
-                break
-            if entries and len(line) - len(line.lstrip()) > 4:
-                entries[-1] += " " + line.strip()
-            else:
-                entries.append(line.strip())
-            index += 1
-        out += [f"- {entry}" for entry in entries] + [""]
+    section = False
+    for line in _literal_blocks(text.splitlines()):
+        match = _SECTION.match(line)
+        if match:
+            out += ["", f"**{match.group(1)}**", ""]
+            section = True
+        elif section and line.startswith(" ") and _indent(line) > 4 and out[-1].startswith("- "):
+            out[-1] += " " + line.strip()
+        elif section and line.startswith(" "):
+            out.append("- " + line.strip())
+        else:
+            section = False  # a blank or unindented line ends the section
+            out.append(line)
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
 
 
@@ -187,16 +173,21 @@ def _hints(function: Callable[..., Any]) -> dict[str, Any]:
         return dict(getattr(target, "__annotations__", {}))
 
 
+def _parameters(function: Callable[..., Any], skip: Iterable[str]) -> list[tuple[str, Any, Any]]:
+    """(name, default or ``inspect.Parameter.empty``, resolved annotation) of each keyword parameter."""
+    hints, skipped = _hints(function), set(skip)
+    signature = inspect.signature(function).parameters.items()
+    return [(name, p.default, hints.get(name, p.annotation)) for name, p in signature
+            if name not in skipped and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
 def parameter_rows(function: Callable[..., Any], skip: Iterable[str] = ()) -> list[list[str]]:
     """One row per keyword parameter of ``function``: name, type, default, constraints."""
-    hints, skipped, rows = _hints(function), set(skip), []
-    for name, parameter in inspect.signature(function).parameters.items():
-        if name in skipped or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        annotation = hints.get(name, parameter.annotation)
+    rows = []
+    for name, default, annotation in _parameters(function, skip):
         metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is typing.Annotated else ()
-        default = "required" if parameter.default is parameter.empty else _code(_yaml_inline(_plain(parameter.default)))
-        rows.append([_code(name), _code(type_name(annotation)), default, ", ".join(_constraints(metadata))])
+        shown = "required" if default is inspect.Parameter.empty else _code(_yaml_inline(_plain(default)))
+        rows.append([_code(name), _code(type_name(annotation)), shown, ", ".join(_constraints(metadata))])
     return rows
 
 
@@ -207,16 +198,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, dict, str, int, float, bool)) or value is None:
         return value
     return repr(value)
-
-
-def _params_example(function: Callable[..., Any], skip: Iterable[str]) -> dict[str, Any]:
-    """The factory's parameters with their defaults, as a recipe's ``params`` would give them."""
-    skipped, example = set(skip), {}
-    for name, parameter in inspect.signature(function).parameters.items():
-        if name in skipped or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        example[name] = "REQUIRED" if parameter.default is parameter.empty else _plain(parameter.default)
-    return example
 
 
 # ---------------------------------------------------------------- recipe schema
@@ -317,7 +298,8 @@ def _recipe_ready(annotation: Any) -> bool:
     if origin is typing.Literal:
         return True
     if origin is not None:
-        return all(_recipe_ready(arg) for arg in typing.get_args(annotation)[:1 if origin is typing.Annotated else None])
+        args = typing.get_args(annotation)
+        return all(_recipe_ready(arg) for arg in (args[:1] if origin is typing.Annotated else args))
     plain = (int, float, str, bool, list, dict, tuple, type(None), pydantic.BaseModel)
     return typing.is_typeddict(annotation) or (isinstance(annotation, type) and issubclass(annotation, plain))
 
@@ -336,7 +318,9 @@ def _builtin_for_scheme(name: str) -> Path | None:
 def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) -> str:
     """The page of one knowledge method (``kind="knowledge"``) or scheme (``kind="schemes"``)."""
     skip = ("models",) if kind == "schemes" else ()
-    params = _params_example(factory, skip)
+    parameters = _parameters(factory, skip)
+    params = {key: "REQUIRED" if default is inspect.Parameter.empty else _plain(default)
+              for key, default, _ in parameters}
     if kind == "knowledge":
         usage = {"knowledge": {"method": name, "params": params}}
         python = f'mentor.knowledge.create("{name}", ...)'
@@ -349,11 +333,10 @@ def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) ->
     own = docstring_markdown(inspect.unwrap(factory).__doc__)
     if own:
         parts += [own]
-    hints = _hints(factory)
     parts += ["## Use", ""]
-    if all(_recipe_ready(hints.get(key, inspect.Parameter.empty)) for key in params):
-        parts += ["In a recipe (defaults shown):", "", "```yaml",
-                  yaml.safe_dump(usage, sort_keys=False, default_flow_style=None, allow_unicode=True).strip(), "```", ""]
+    if all(_recipe_ready(annotation) for _, _, annotation in parameters):
+        snippet = yaml.safe_dump(usage, sort_keys=False, default_flow_style=None, allow_unicode=True).strip()
+        parts += ["In a recipe (defaults shown):", "", "```yaml", snippet, "```", ""]
     else:
         parts += ["Its parameters are Python objects, so it is created from Python, not named in a recipe.", ""]
     parts += [f"In Python: `{python}` with the same keyword parameters.", ""]
@@ -399,7 +382,8 @@ def datasets_page() -> str:
              "(see [recipe keys](recipe.md#data)); in Python: `mentor.data.load(NAME, ...)`. Nothing is downloaded "
              "during a run except the one-time, checksummed fetch described for a dataset below.", "",
              _table(["name", "source"], [[_code(e.name), e.summary] for e in DATASETS]), "",
-             "## Your own data", "", f"`data: {{name: folder, root: DIR}}` (or a directory as the name) reads {EXPECTED}. "
+             "## Your own data", "",
+             f"`data: {{name: folder, root: DIR}}` (or a directory as the name) reads {EXPECTED}. "
              "Inputs are `uint8` (scaled to [0, 1]) or floating point, `(N, D)`, `(N, H, W)` or `(N, C, H, W)`; "
              "labels are integers `0..K-1` of shape `(N,)`.", "", "## mentor.data.load", "",
              docstring_markdown(load.__doc__)]
@@ -532,12 +516,12 @@ def on_config(config: Any) -> Any:
 
 
 def on_files(files: Any, config: Any) -> Any:
-    """Add the generated pages to the site (replacing stale copies written by ``mentor docs``)."""
+    """Add the generated pages to the site; files under ``reference/`` on disk (a ``mentor docs`` copy, maybe
+    stale) are left out: the generated pages are the only truth there."""
     from mkdocs.structure.files import File
 
+    for stale in [file for file in files if file.src_uri.startswith(f"{ROOT}/")]:
+        files.remove(stale)
     for relative, text in (_GENERATED or pages()).items():
-        existing = files.get_file_from_path(relative)
-        if existing is not None:
-            files.remove(existing)
         files.append(File.generated(config, relative, content=text))
     return files

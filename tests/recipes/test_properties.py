@@ -349,8 +349,6 @@ def _within(info: pydantic.fields.FieldInfo, value: int) -> bool:
 BOOLEANS = [(path, _within(info, 1)) for path, info in FIELDS if _unwrap(info.annotation)[0] in (int, float)]
 
 
-@pytest.mark.xfail(strict=True, reason="pydantic's lax mode takes true/false as 1/0 for int and float keys; "
-                                       "fix proposed for mentor/recipes/schema.py (Section validator)")
 @pytest.mark.parametrize(("path", "value"), BOOLEANS, ids=[".".join(path) for path, _ in BOOLEANS])
 def test_a_boolean_for_a_number_is_refused(path: tuple[str, ...], value: bool) -> None:
     assert_names(run_recipe(put(base_for(path), path, value)), path)

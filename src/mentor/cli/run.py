@@ -15,6 +15,7 @@ import yaml
 
 from mentor.engine import MetricsLog
 from mentor.engine.distributed import World, barrier, broadcast_object, world
+from mentor.engine.metrics import Sink
 from mentor.errors import MentorError
 from mentor.pipelines.distill import Result
 from mentor.recipes import Recipe, load_recipe, validate
@@ -37,12 +38,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise MentorError(f"--out {str(out)!r} is a file, not a directory; choose another --out")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise MentorError(f"run directory {str(out)!r} already exists; "
                               "choose another --out or pass --force to replace it")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MentorError(f"cannot create the run directory {str(out)!r} ({error.strerror}); "
+                          "choose another --out") from None
 
 
 def _default_out(name: str) -> Path:
@@ -70,10 +77,25 @@ def _planned(recipe: Recipe, progress: bool) -> Callable[..., Result]:
     return functools.partial(run, job)
 
 
-def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: bool, current: World) -> int:
+def _sinks(recipe: Recipe, out: Path) -> list[Sink]:
+    """Where rank 0 sends metrics besides metrics.jsonl (built before anything is written: a missing package
+    fails here)."""
+    if not recipe.log.tensorboard:
+        return []
+    from mentor.engine.tensorboard import TensorBoardSink
+
+    return [TensorBoardSink(out / "tensorboard")]
+
+
+def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: bool, current: World,
+             sinks: list[Sink]) -> int:
     started = time.perf_counter()
     echo = (lambda line: print(f"  {line}", flush=True)) if current.is_main else (lambda line: None)
-    result = execute(out, MetricsLog(out / "metrics.jsonl"), echo=echo, resume=resume)
+    log = MetricsLog(out / "metrics.jsonl", sinks=sinks)
+    try:
+        result = execute(out, log, echo=echo, resume=resume)
+    finally:
+        log.close()
     elapsed = time.perf_counter() - started
     if not current.is_main:  # under torchrun rank 0 alone writes the summary and prints the table
         return 0
@@ -90,9 +112,10 @@ def command_run(args: argparse.Namespace) -> int:
     execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
     current = world()  # under torchrun: rank 0 names and prepares the run directory, the others wait for it
     out = Path(args.out) if args.out else _default_out(recipe.name)
-    problem = None
+    problem, sinks = None, []
     if current.is_main:
         try:
+            sinks = _sinks(recipe, out)
             _prepare_out(out, args.force)
             (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False),
                                              encoding="utf-8")
@@ -104,7 +127,7 @@ def command_run(args: argparse.Namespace) -> int:
     out = Path(out)
     if current.is_main:
         print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
-    return _execute(recipe, execute, out, resume=False, current=current)
+    return _execute(recipe, execute, out, resume=False, current=current, sinks=sinks)
 
 
 def command_resume(args: argparse.Namespace) -> int:
@@ -114,7 +137,16 @@ def command_resume(args: argparse.Namespace) -> int:
     recipe = validate(read_yaml(out / "recipe.yaml"))
     execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
     current = world()
+    problem, sinks = None, []
+    if current.is_main:
+        try:
+            sinks = _sinks(recipe, out)
+        except MentorError as error:
+            problem = str(error)
+    problem = broadcast_object(problem, current)
+    if problem is not None:
+        raise MentorError(problem)
     if current.is_main:
         print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
     barrier(current)
-    return _execute(recipe, execute, out, resume=True, current=current)
+    return _execute(recipe, execute, out, resume=True, current=current, sinks=sinks)

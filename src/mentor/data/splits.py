@@ -99,6 +99,9 @@ def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit
     if limit is not None:
         train = ArrayDataset(train.inputs[:limit], train.targets[:limit])
         test = ArrayDataset(test.inputs[:limit], test.targets[:limit])
+    if len(test) == 0:
+        raise MentorError(f"{name}: no test samples are left ({len(train)} training sample(s); without test files "
+                          f"{TEST_FRACTION:.0%} of them are held out for testing); add test files or more samples")
     val: ArrayDataset | None = None
     if validation > 0:
         kept, held = stratified_split(train.targets, validation, seed)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from mentor.errors import MentorError
+
 
 def _stage(in_channels: int, out_channels: int, depth: int, pool: bool) -> nn.Sequential:
     layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -44,6 +46,9 @@ class CNN(nn.Sequential):
         depth: int = 1,
         dropout: float = 0.0,
     ) -> None:
+        if len(input_shape) != 3:
+            raise MentorError(f"a CNN needs image inputs (C, H, W); got per-sample shape {tuple(input_shape)}: "
+                              "use an mlp model for vectors")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels, size = input_shape[0], min(input_shape[1:])
         for index, width in enumerate(channels, start=1):

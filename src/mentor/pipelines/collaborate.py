@@ -18,6 +18,7 @@ from torch import nn
 from mentor.batch import Batch
 from mentor.data import Splits
 from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
+from mentor.errors import MentorError
 from mentor.pipelines.distill import Result, fit_plan, measure, settings
 from mentor.schemes import SCHEMES, Phased, Scheme
 from mentor.teachers import Ensemble
@@ -110,6 +111,17 @@ def check_peers(job: PeersJob) -> None:
     data = job.load_data(job.seeds[0])
     size = min(job.settings.batch_size, len(data.train))
     sample = Batch(data.train.inputs[:size], data.train.targets[:size], torch.arange(size), len(data.train))
-    built = job.build([factory() for factory in job.peers])
+    peers = [factory() for factory in job.peers]
+    built = job.build(peers)
     first = built if isinstance(built, Scheme) else next(iter(built.phases())).scheme
     first.setup(sample)
+    try:  # one loss on the sample: peers whose outputs do not fit the data or each other fail here
+        first.loss(sample, 0.0, job.settings.epochs)
+    except MentorError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
+        with torch.no_grad():
+            shapes = [tuple(peer.eval()(sample.inputs).shape[1:]) for peer in peers]
+        raise MentorError(f"the {job.scheme} scheme cannot train these peers on {data.name} ({data.num_classes} "
+                          f"classes; the peers output shapes {shapes}): {type(error).__name__}: "
+                          f"{str(error).splitlines()[0]}") from None

@@ -219,8 +219,6 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
 
     With ``resume``, every model continues from its checkpoints in ``out`` (finished ones are loaded).
     """
-    from mentor.engine import checkpoint
-
     log = log or MetricsLog()
     result = Result()
     for seed in job.seeds:
@@ -231,8 +229,7 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
         seed_everything(seed)
         teacher = job.teacher()
         if job.teacher_checkpoint is not None:
-            state = checkpoint.load(job.teacher_checkpoint)
-            teacher.load_state_dict(state["models"]["student"] if "models" in state else state)
+            load_teacher(teacher, job.teacher_checkpoint)
             best = 0
         else:
             best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
@@ -251,6 +248,35 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
     return result
 
 
+def load_teacher(teacher: nn.Module, path: Path) -> None:
+    """Load ``teacher``'s weights from a checkpoint of a Mentor run (``.../teacher/best.pt``) or a bare state dict.
+
+    Raises:
+        MentorError: when the file is not a readable checkpoint, holds several models and none is
+            ``student``, or its tensors do not fit ``teacher`` (missing, unexpected or of another shape).
+    """
+    from mentor.engine import checkpoint
+
+    state = checkpoint.load(path)
+    weights = state.get("models", state)
+    if "models" in state and len(weights) != 1 and "student" not in weights:
+        raise MentorError(f"teacher.checkpoint {str(path)!r} holds several models ({', '.join(sorted(weights))}); "
+                          "give the checkpoint of one model, e.g. checkpoints/seed0/teacher/best.pt")
+    if "models" in state:
+        weights = weights["student"] if "student" in weights else next(iter(weights.values()))
+    expected = teacher.state_dict()
+    missing = [key for key in expected if key not in weights]
+    unexpected = [key for key in weights if key not in expected]
+    reshaped = [f"{key} is {tuple(weights[key].shape)} there, {tuple(value.shape)} in the teacher"
+                for key, value in expected.items() if key in weights and weights[key].shape != value.shape]
+    problems = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys] + reshaped[:2]
+    if problems:
+        raise MentorError(f"teacher.checkpoint {str(path)!r} was saved from another model than the teacher "
+                          f"({'; '.join(problems)}); give teacher.model and teacher.options it was trained with")
+    teacher.load_state_dict(weights)
+
+
 def check(job: Job) -> None:
     """Build every piece once on a sample batch so that mistakes surface before a run directory exists."""
     from mentor.batch import Batch
@@ -259,6 +285,8 @@ def check(job: Job) -> None:
     size = min(job.settings.batch_size, len(data.train))  # methods may need a full batch (ranking lists)
     sample = Batch(data.train.inputs[:size], data.train.targets[:size], torch.arange(size), len(data.train))
     teacher, student = job.teacher(), job.student()
+    if job.teacher_checkpoint is not None:
+        load_teacher(teacher, job.teacher_checkpoint)
     for name, model in (("teacher", teacher), ("student", student)):
         try:
             with torch.no_grad():

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are rejected, values are checked on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true/false are not 1/0: pydantic's lax mode would take them for a number key."""
+        if isinstance(value, bool) and info.field_name is not None:
+            if cls.model_fields[info.field_name].annotation in (int, float, int | None, float | None):
+                raise ValueError("Input should be a number, not a boolean")
+        return value
 
 
 class Data(Section):
@@ -88,6 +97,11 @@ class Compare(Section):
     independent: bool = Field(True, description="schemes: also train each peer alone, and their plain ensemble")
 
 
+class Log(Section):
+    tensorboard: bool = Field(False, description="also write every epoch's train/* and val/* values as "
+                                                 "TensorBoard scalars to RUN_DIR/tensorboard (extra: tensorboard)")
+
+
 class Recipe(Section):
     name: str = "recipe"
     description: str = ""
@@ -102,6 +116,7 @@ class Recipe(Section):
     peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
+    log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
     latency_batch: int = Field(256, gt=0, description="batch size of the inference latency measurement")
 
     @field_validator("knowledge", mode="before")
