@@ -1,7 +1,7 @@
 """The survey's generalized distillation objective, declared as data.
 
-Survey §3.2, eq. (1)-(2) (teacher-student survey, "Knowledge Distillation and Teacher-Student
-Learning", §3.2):
+Hu, Li, Liu, Chen, Wang & Liu, "Teacher-Student Architecture for Knowledge Learning: A Survey",
+§3.2, eq. (1)-(2):
 
     L = w_CE · L_CE(y, P_S) + w_KL · τ² · KL(P_T^τ || P_S^τ)
         + Σ_i w_i · ‖d_l,i − d_r,i‖_{N_i}^{P_i} + Σ_j w_j · (1 − cos(d_l,j, d_r,j))
