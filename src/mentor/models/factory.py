@@ -70,8 +70,8 @@ def _call(
             arguments.setdefault(key, value)
     try:
         model = builder(**arguments)
-    except MentorError:
-        raise
+    except MentorError as error:
+        raise MentorError(f"model {spec!r}: {error}") from None
     except Exception as error:  # noqa: BLE001 - a user's factory failing is reported, not dumped
         raise MentorError(f"model {spec!r} could not be built with {sorted(arguments)}: "
                           f"{type(error).__name__}: {error}") from None
