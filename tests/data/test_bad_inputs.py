@@ -108,7 +108,7 @@ def test_models_that_cannot_take_the_inputs_are_named(tmp_path: Path, capsys: py
     volumes = save(tmp_path / "volumes", train_x=X.reshape(40, 1, 1, 2, 3), train_y=Y)
     cnn = {"model": "cnn-small", "train": {"epochs": 1}}
     assert "'cnn-small'" in run(tmp_path, distillation({"name": str(vectors)}, teacher=cnn), capsys)
-    assert "the teacher cannot run on" in run(tmp_path, distillation({"name": str(volumes)}, teacher=cnn), capsys)
+    assert "needs image inputs (C, H, W)" in run(tmp_path, distillation({"name": str(volumes)}, teacher=cnn), capsys)
     linear = {"model": "torch.nn:Linear", "options": {"in_features": 5, "out_features": 3}}
     message = run(tmp_path, distillation({"name": str(vectors)}, student=linear), capsys)
     assert "the student cannot run on" in message and "shape (6,)" in message
