@@ -12,6 +12,7 @@ import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
+from mentor.engine.distributed import shutdown
 from mentor.errors import MentorError
 
 EXIT_USAGE = 2
@@ -30,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        shutdown()
+        return code
     except MentorError as error:
         print(f"mentor: error: {error}", file=sys.stderr)
         return EXIT_USAGE

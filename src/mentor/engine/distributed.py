@@ -98,3 +98,11 @@ def average_scalars(values: dict[str, torch.Tensor], current: World) -> dict[str
     flat = torch.stack([torch.as_tensor(values[name], dtype=torch.float32) for name in names])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     return dict(zip(names, flat / current.size))
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly: every rank waits for the others, then the group is destroyed
+    (a rank that exits while the others still communicate would abort the run)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
