@@ -9,26 +9,12 @@ import torch.nn.functional as F
 from mentor.batch import Batch
 from mentor.errors import MentorError
 from mentor.schemes import SCHEMES
-from tests.schemes.conftest import CLASSES, INPUT_SHAPE, small_cnn, two_peers
+from tests.schemes.conftest import CLASSES, small_cnn, two_peers
+from tests.schemes.references import reference_ce, reference_kl, sample_batch
 
 
 def batch(size: int = 4) -> Batch:
-    generator = torch.Generator().manual_seed(5)
-    return Batch(torch.randn(size, *INPUT_SHAPE, generator=generator),
-                 torch.randint(0, CLASSES, (size,), generator=generator))
-
-
-def reference_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    losses = [-torch.log(torch.exp(z[y]) / torch.exp(z).sum()) for z, y in zip(logits, targets, strict=True)]
-    return sum(losses) / len(logits)
-
-
-def reference_kl(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
-    total = torch.zeros(())
-    for s, t in zip(student, teacher, strict=True):
-        p, q = torch.exp(t / tau) / torch.exp(t / tau).sum(), torch.exp(s / tau) / torch.exp(s / tau).sum()
-        total = total + (p * (p.log() - q.log())).sum()
-    return tau**2 * total / len(student)
+    return sample_batch(5, size)
 
 
 def batch_norm(x: torch.Tensor, norm: torch.nn.BatchNorm2d) -> torch.Tensor:
