@@ -79,7 +79,7 @@ def test_fsp_stage_lowers_the_fsp_loss_on_the_tiny_pair() -> None:
 
 
 def test_bad_parameters_and_mismatched_channels() -> None:
-    with pytest.raises(MentorError, match="same number of layer pairs"):
+    with pytest.raises(MentorError, match="must pair up one to one. Got .* layer pairs"):
         create("fsp", student=[("a", "b")], teacher=[("x", "y"), ("y", "y")])
     with pytest.raises(MentorError, match="'student' parameter of fsp"):
         create("fsp", student=[], teacher=[])

@@ -26,7 +26,7 @@ from torch import nn
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
-from mentor.knowledge.base import Stage, register
+from mentor.knowledge.base import Stage, check_pairs, register
 from mentor.knowledge.kd import kd
 from mentor.losses import CE, Context, Objective, Term
 from mentor.losses.adapters import build_adapter
@@ -96,11 +96,7 @@ def ab(
         student / teacher: pre-activation taps matched pair by pair, e.g. ``["stage2.relu1:input"]``.
         margin: μ. weight: scale of L_AB. alpha / temperature: KD in the second stage.
     """
-    if len(student) != len(teacher):
-        raise MentorError(
-            f"The 'student' and 'teacher' parameters of ab must list the same number of pre-activation taps. "
-            f"Got {len(student)} and {len(teacher)} instead."
-        )
+    check_pairs("ab", student, teacher, what="pre-activation taps")
     train = Objective(CE()) if alpha is None else kd(temperature, alpha)
     return [Stage("init", Objective(ActivationBoundary(student, teacher, margin, weight)), init_epochs),
             Stage("train", train)]

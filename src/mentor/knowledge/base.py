@@ -53,6 +53,16 @@ def create(name: str, **params: Any) -> Plan:
     return KNOWLEDGE.create(name, **params)
 
 
+def check_pairs(method: str, student: Sequence[Any], teacher: Sequence[Any],
+                names: tuple[str, str] = ("student", "teacher"), what: str = "layers") -> None:
+    """Student and teacher taps listed pairwise must be equally many (``student[i]`` <-> ``teacher[i]``)."""
+    if len(student) != len(teacher):
+        raise MentorError(
+            f"The {names[0]!r} and {names[1]!r} parameters of {method} must pair up one to one. Got "
+            f"{len(student)} student and {len(teacher)} teacher {what} instead; list as many of each."
+        )
+
+
 def as_stages(plan: Plan, name: str = "train") -> list[Stage]:
     """A single objective becomes one stage that runs for all epochs."""
     return [Stage(name, plan)] if isinstance(plan, Objective) else list(plan)

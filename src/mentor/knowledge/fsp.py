@@ -28,7 +28,7 @@ from pydantic import Field
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
-from mentor.knowledge.base import Stage, register
+from mentor.knowledge.base import Stage, check_pairs, register
 from mentor.losses import CE, Context, Objective, Term
 
 Pair = tuple[str, str]
@@ -100,9 +100,5 @@ def fsp(
         weight: λ.
         fsp_epochs: length of the FSP stage.
     """
-    if len(student) != len(teacher):
-        raise MentorError(
-            f"The 'student' and 'teacher' parameters of fsp must list the same number of layer pairs. "
-            f"Got {len(student)} student and {len(teacher)} teacher pairs instead."
-        )
+    check_pairs("fsp", student, teacher, what="layer pairs")
     return [Stage("fsp", Objective(FSPLoss(student, teacher, weight)), fsp_epochs), Stage("train", Objective(CE()))]

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from mentor.errors import MentorError
-from mentor.knowledge.base import register
+from mentor.knowledge.base import check_pairs, register
 from mentor.losses import CE, Context, Objective, Term
 
 
@@ -60,9 +59,5 @@ def sp(
     ce_weight: Annotated[float, Field(ge=0)] = 1.0,
 ) -> Objective:
     """Hard-label CE plus γ · L_SP summed over the paired layers (``student_layers[i]`` ↔ ``teacher_layers[i]``)."""
-    if len(student_layers) != len(teacher_layers):
-        raise MentorError(
-            f"The 'student_layers' and 'teacher_layers' parameters of sp must pair up one to one. Got "
-            f"{len(student_layers)} student and {len(teacher_layers)} teacher layers instead; list as many of each."
-        )
+    check_pairs("sp", student_layers, teacher_layers, ("student_layers", "teacher_layers"))
     return Objective(CE(weight=ce_weight), SimilarityPreserving(student_layers, teacher_layers, gamma))

@@ -28,7 +28,7 @@ from torch import nn
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
-from mentor.knowledge.base import register
+from mentor.knowledge.base import check_pairs, register
 from mentor.losses import CE, Context, Objective, Term
 
 EPSILON = 1e-6
@@ -102,10 +102,6 @@ def vid(
     ce_weight: Annotated[float, Field(ge=0)] = 1.0,
 ) -> Objective:
     """Hard-label CE plus λ · Σ −log q(t | s) over the paired layers (``student_layers[i]`` ↔ ``teacher_layers[i]``)."""
-    if len(student_layers) != len(teacher_layers):
-        raise MentorError(
-            f"The 'student_layers' and 'teacher_layers' parameters of vid must pair up one to one. Got "
-            f"{len(student_layers)} student and {len(teacher_layers)} teacher layers instead; list as many of each."
-        )
+    check_pairs("vid", student_layers, teacher_layers, ("student_layers", "teacher_layers"))
     return Objective(CE(weight=ce_weight), VariationalInformation(student_layers, teacher_layers, initial_variance,
                                                                    weight))
