@@ -1,206 +1,27 @@
-"""Reference pages generated from Mentor's own sources, so the documentation cannot drift from the code.
-
-Every page is built from what the library registers and declares: the recipe schema (pydantic fields:
-key, type, default, constraints, description), the registries of knowledge methods, schemes, models and
-datasets (name, paper, module docstring with the equation, parameters from the factory's signature), the
-built-in recipes and the ``mentor`` argument parser. Nothing here is written by hand twice.
-
-Two ways to use it:
-
-- ``mentor docs --out DIR`` (:func:`write`) writes the pages as Markdown files;
-- ``mkdocs build`` runs the hooks at the end of this module (through ``docs/hooks.py``): the pages are
-  added to the site in memory and listed in its navigation, so no generated file is ever committed.
-"""
+"""The generated pages: recipe schema, methods and schemes, models, datasets, command line; MkDocs hooks."""
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import re
 import sys
-import textwrap
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import annotated_types
 import pydantic
 import yaml
+
+from mentor.docs.markdown import _code, _slug, _table, _yaml_inline, docstring_markdown
+from mentor.docs.signatures import _constraints, _parameters, _plain, parameter_rows, type_name
 
 Pages = dict[str, str]
 """Page path relative to the documentation root (``reference/knowledge/kd.md``) -> Markdown text."""
 
 ROOT = "reference"
-_CONSTRAINTS: dict[type, tuple[str, str]] = {
-    annotated_types.Gt: ("gt", "> {}"), annotated_types.Ge: ("ge", ">= {}"),
-    annotated_types.Lt: ("lt", "< {}"), annotated_types.Le: ("le", "<= {}"),
-    annotated_types.MinLen: ("min_length", "at least {} item(s)"),
-    annotated_types.MaxLen: ("max_length", "at most {} item(s)"),
-}
 
-
-# ---------------------------------------------------------------- Markdown helpers
-
-def _cell(text: object) -> str:
-    """Text for one table cell: one line, pipes outside code spans escaped."""
-    parts = str(text).replace("\n", " ").split("`")
-    return "`".join(part.replace("|", "\\|") if index % 2 == 0 else part for index, part in enumerate(parts))
-
-
-def _table(header: list[str], rows: Iterable[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _code(value: str) -> str:
-    """An inline code span that survives backticks inside ``value``."""
-    return f"`` {value} ``" if "`" in value else f"`{value}`"
-
-
-def _yaml_inline(value: Any) -> str:
-    """``value`` as it would be written in a recipe (flow style, one line)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True).strip()
-    return text.removesuffix("...").strip()
-
-
-def _slug(heading: str) -> str:
-    """The anchor Python-Markdown's ``toc`` extension gives a heading (its default slugify)."""
-    text = re.sub(r"[^\w\s-]", "", heading).strip().lower()
-    return re.sub(r"[-\s]+", "-", text)
-
-
-_ROLE = re.compile(r":(?:class|func|meth|attr|data|mod|obj|exc):`(~?)([^`]+)`")
-_SECTION = re.compile(r"^(Args|Arguments|Returns|Raises|Attributes):\s*$")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _literal_blocks(lines: list[str]) -> list[str]:
-    """reST literal blocks (a line ending in ``::``, then an indented block) as fenced code blocks."""
-    out: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if not line.rstrip().endswith("::"):
-            out.append(line)
-            continue
-        out.append(line.rstrip()[:-1])
-        block: list[str] = []
-        while index < len(lines) and (not lines[index].strip() or _indent(lines[index]) > _indent(line)):
-            block.append(lines[index])
-            index += 1
-        while block and not block[-1].strip():
-            block.pop()
-        out += ["", "```", *textwrap.dedent("\n".join(block)).strip("\n").splitlines(), "```", ""]
-    return out
-
-
-def docstring_markdown(text: str | None) -> str:
-    """A Google-style docstring as Markdown: Sphinx roles as code spans, reST literal blocks as fenced code,
-    and ``Args:``-style sections as a bold heading with one bullet per entry (continuation lines joined)."""
-    if not text:
-        return ""
-    text = _ROLE.sub(lambda m: f"`{m.group(2).split('.')[-1] if m.group(1) else m.group(2)}`", inspect.cleandoc(text))
-    out: list[str] = []
-    section = False
-    for line in _literal_blocks(text.splitlines()):
-        match = _SECTION.match(line)
-        if match:
-            out += ["", f"**{match.group(1)}**", ""]
-            section = True
-        elif section and line.startswith(" ") and _indent(line) > 4 and out[-1].startswith("- "):
-            out[-1] += " " + line.strip()
-        elif section and line.startswith(" "):
-            out.append("- " + line.strip())
-        else:
-            section = False  # a blank or unindented line ends the section
-            out.append(line)
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
-
-
-# ---------------------------------------------------------------- types, defaults, constraints
-
-def _constraints(metadata: Iterable[Any]) -> list[str]:
-    """Readable bounds from pydantic/annotated-types metadata (``Gt(0)`` -> ``> 0``)."""
-    found: list[str] = []
-    for item in metadata:
-        if isinstance(item, pydantic.fields.FieldInfo):
-            found += _constraints(item.metadata)
-            continue
-        for kind, (attribute, template) in _CONSTRAINTS.items():
-            if isinstance(item, kind):
-                found.append(template.format(getattr(item, attribute)))
-    return found
-
-
-def type_name(annotation: Any) -> str:
-    """A short, readable name of a type annotation (``float | None``, ``list[int]``, ``'sgd' | 'adam'``)."""
-    if annotation is inspect.Parameter.empty:
-        return "any"
-    if isinstance(annotation, str):
-        return annotation
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return type_name(args[0])
-    if origin is typing.Literal:
-        return " | ".join(repr(arg) for arg in args)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join("None" if arg is type(None) else type_name(arg) for arg in args)
-    if origin is not None:
-        name = getattr(origin, "__name__", str(origin))
-        return f"{name}[{', '.join(type_name(arg) for arg in args)}]" if args else name
-    if annotation is Any:
-        return "any"
-    if annotation is type(None):
-        return "None"
-    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
-
-
-def _hints(function: Callable[..., Any]) -> dict[str, Any]:
-    """Resolved annotations (``Annotated`` kept); the raw ones where they cannot be resolved."""
-    target = inspect.unwrap(getattr(function, "func", function))  # functools.partial: its function's hints
-    if inspect.isclass(target):
-        target = target.__init__
-    try:
-        return typing.get_type_hints(target, include_extras=True)
-    except Exception:  # noqa: BLE001 - a forward reference that cannot be resolved: show it as written
-        return dict(getattr(target, "__annotations__", {}))
-
-
-def _parameters(function: Callable[..., Any], skip: Iterable[str]) -> list[tuple[str, Any, Any]]:
-    """(name, default or ``inspect.Parameter.empty``, resolved annotation) of each keyword parameter."""
-    hints, skipped = _hints(function), set(skip)
-    signature = inspect.signature(function).parameters.items()
-    return [(name, p.default, hints.get(name, p.annotation)) for name, p in signature
-            if name not in skipped and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
-def parameter_rows(function: Callable[..., Any], skip: Iterable[str] = ()) -> list[list[str]]:
-    """One row per keyword parameter of ``function``: name, type, default, constraints."""
-    rows = []
-    for name, default, annotation in _parameters(function, skip):
-        metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is typing.Annotated else ()
-        shown = "required" if default is inspect.Parameter.empty else _code(_yaml_inline(_plain(default)))
-        rows.append([_code(name), _code(type_name(annotation)), shown, ", ".join(_constraints(metadata))])
-    return rows
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists (as a recipe writes them); anything else unchanged or as its repr."""
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, (list, dict, str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
-
-
-# ---------------------------------------------------------------- recipe schema
 
 def _sections_of(annotation: Any) -> list[type[pydantic.BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
@@ -281,10 +102,6 @@ def recipe_page() -> str:
     if quickstart is not None:
         parts += ["The `quickstart` recipe:", "", "```yaml", quickstart.read_text(encoding="utf-8").strip(), "```", ""]
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------- methods and schemes
-
 def _module_doc(obj: Any) -> str:
     module = sys.modules.get(getattr(inspect.unwrap(obj), "__module__", ""), None)
     return docstring_markdown(getattr(module, "__doc__", None))
@@ -353,10 +170,6 @@ def _registry_pages(kind: str, title: str, intro: str, registry: Any) -> Pages:
     rows = [[f"[{entry.name}]({entry.name}.md)", entry.summary] for entry in registry]
     pages[f"{ROOT}/{kind}/index.md"] = "\n".join([f"# {title}", "", intro, "", _table(["name", "paper"], rows), ""])
     return pages
-
-
-# ---------------------------------------------------------------- models, datasets, command line
-
 def models_page() -> str:
     from mentor.models import MODELS
 
@@ -423,10 +236,6 @@ def cli_page() -> str:
         if rows:
             parts += [_table(["argument", "meaning", "default", "choices"], rows), ""]
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------- all pages
-
 def pages() -> Pages:
     """Every generated page, by path relative to the documentation root."""
     from mentor.knowledge import KNOWLEDGE
@@ -486,10 +295,6 @@ def write(out: Path) -> list[Path]:
             path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
-
-
-# ---------------------------------------------------------------- MkDocs hooks (loaded by docs/hooks.py)
-
 _GENERATED: Pages = {}
 
 
