@@ -146,7 +146,7 @@ def main() -> None:
         accuracy = [r["accuracy"] for r in values]
         gain = 100 * (statistics.fmean(accuracy) - base_accuracy)
         ratio = statistics.median(r["epoch_seconds"] for r in values) / base_seconds
-        paper = re.match(r"[^,]*?\d{4}", papers.get(name, ""))
+        paper = re.match(r".*?\b(?:19|20)\d{2}\b", papers.get(name, ""))  # authors and year
         table.append([name, paper.group(0) if paper else "", mean_std(accuracy, 100),
                       "" if name == ALONE else f"{gain:+.2f}", f"{ratio:.2f}",
                       f"{max(r['peak_mb'] for r in values):.0f}"])
