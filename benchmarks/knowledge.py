@@ -25,6 +25,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
 from mentor.knowledge import KNOWLEDGE
 from mentor.report import mean_std, render
 
@@ -91,18 +94,6 @@ def student_row(result: dict[str, Any]) -> dict[str, float]:
     return {"accuracy": model["accuracy"][0], "epoch_seconds": statistics.median(seconds), "peak_mb": result["peak_mb"]}
 
 
-def write_section(markdown: str, marker: str = "knowledge") -> None:
-    path = Path("BENCHMARKS.md")
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    block = f"{start}\n{markdown}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="mentor bench knowledge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=20000, help="training samples taken from Fashion-MNIST")
@@ -161,7 +152,7 @@ def main() -> None:
                 f"1 of them on their first stage), Adam 3e-3, cosine schedule, batch 128; teacher "
                 f"{args.teacher_epochs} epochs, one per seed.\n\n```\n" + text + "\n```")
     if not args.no_write:
-        write_section(markdown)
+        _common.write_section("knowledge", "Knowledge methods (`mentor bench knowledge`)", markdown)
 
 
 if __name__ == "__main__":
