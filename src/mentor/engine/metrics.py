@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from mentor.errors import MentorError
+
 
 class Sink(Protocol):
     """Somewhere else every record goes (e.g. :class:`mentor.engine.tensorboard.TensorBoardSink`)."""
@@ -69,6 +71,14 @@ class MetricsLog:
 
 
 def read(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics file."""
-    with path.open(encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+    """All records of a metrics file (none when it does not exist); a damaged line is a clear error."""
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise MentorError(f"{str(path)!r} line {number} is not valid JSON; the file is corrupt") from None
+    return records

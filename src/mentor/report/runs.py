@@ -21,6 +21,7 @@ from torch import nn
 
 from mentor.data import Splits
 from mentor.engine import checkpoint
+from mentor.engine.metrics import read as read_metrics
 from mentor.errors import MentorError, unknown
 
 RECIPE, METRICS, SUMMARY, CHECKPOINTS = "recipe.yaml", "metrics.jsonl", "summary.json", "checkpoints"
@@ -29,19 +30,6 @@ RECIPE, METRICS, SUMMARY, CHECKPOINTS = "recipe.yaml", "metrics.jsonl", "summary
 def role_name(name: str) -> str:
     """The folder spelling of a role (``"student alone"`` -> ``"student-alone"``)."""
     return name.replace(" ", "-")
-
-
-def _read_json_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise MentorError(f"{str(path)!r} line {number} is not valid JSON; the file is corrupt") from None
-    return records
 
 
 def _read_mapping(path: Path, reader: Any) -> dict[str, Any]:
@@ -96,7 +84,7 @@ class Run:
             raise MentorError(f"{str(path)!r} is not a run directory (it has no {RECIPE}); pass a directory "
                               "written by `mentor run RECIPE --out DIR`")
         run = cls(path, _read_mapping(path / RECIPE, yaml.safe_load), _read_mapping(path / SUMMARY, json.loads),
-                  _read_json_lines(path / METRICS))
+                  read_metrics(path / METRICS))
         if not run.roles():
             raise MentorError(f"run directory {str(path)!r} holds no results yet (no {SUMMARY}, {METRICS} or "
                               f"{CHECKPOINTS}); was the run interrupted?")

@@ -57,9 +57,6 @@ class Scheme(nn.Module):
             module.train(mode)
         return self
 
-    def modules_trained(self) -> Iterator[nn.Module]:
-        yield from self.trained().values()
-
 
 @dataclass
 class Phase:
