@@ -97,7 +97,7 @@ def average_scalars(values: dict[str, torch.Tensor], current: World) -> dict[str
     names = sorted(values)
     flat = torch.stack([torch.as_tensor(values[name], dtype=torch.float32) for name in names])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    return dict(zip(names, flat / current.size))
+    return dict(zip(names, flat / current.size, strict=True))
 
 
 def shutdown() -> None:
