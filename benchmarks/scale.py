@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -69,12 +68,6 @@ def worker(args: argparse.Namespace) -> None:
             "train": len(splits.train), "test": len(splits.test)}))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.worker:
@@ -89,8 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         "1 process × 1 thread": ([sys.executable, script], {**base, "OMP_NUM_THREADS": "1"}),
         f"1 process × {cores} threads": ([sys.executable, script], {**base, "OMP_NUM_THREADS": str(cores)}),
         "2 processes × 1 thread (torchrun, gloo)": (
-            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-             "--master_addr=127.0.0.1", f"--master_port={free_port()}", script],
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script],
             {**base, "OMP_NUM_THREADS": "1"}),
     }
     results = {}

@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import torch
@@ -23,6 +24,7 @@ from torch.utils.hooks import RemovableHandle
 from mentor.errors import MentorError, nearest
 
 Where = Literal["output", "input"]
+_COMPILED = "_mentor_compiled"  # a key of a model's __dict__: not a submodule, so state dicts and paths stay
 
 
 def resolve(model: nn.Module, path: str, role: str = "model") -> nn.Module:
@@ -95,6 +97,8 @@ def run_with_taps(
     be tapped on both sides (e.g. the pre-activation entering a ReLU).
     """
     taps = tuple(taps)
+    if not taps:
+        return model.__dict__.get(_COMPILED, model)(inputs), {}
     outputs_of = [path for path in taps if not path.endswith(":input")]
     inputs_of = [path.removesuffix(":input") for path in taps if path.endswith(":input")]
     out_taps, in_taps = Taps(model, outputs_of, "output", role), Taps(model, inputs_of, "input", role)
@@ -103,3 +107,21 @@ def run_with_taps(
     features = dict(captured_out)
     features.update({f"{path}:input": value for path, value in captured_in.items()})
     return result, features
+
+
+@contextlib.contextmanager
+def compiled(models: Iterable[nn.Module]) -> Iterator[None]:
+    """Within the block, :func:`run_with_taps` runs ``models`` through ``torch.compile`` when it taps nothing.
+
+    A tapped pass stays eager: its forward hooks are added for one call, and a compiled graph would not
+    run them. The compiled wrappers are kept out of the models' submodules (state-dict keys and module
+    paths do not change) and dropped when the block ends.
+    """
+    unique = list({id(model): model for model in models}.values())
+    for model in unique:
+        model.__dict__[_COMPILED] = torch.compile(model)
+    try:
+        yield
+    finally:
+        for model in unique:
+            model.__dict__.pop(_COMPILED, None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -56,17 +55,11 @@ run(job, out, MetricsLog(out / "metrics.jsonl"), echo=lambda line: None)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python -m torch.distributed.run`` with 2 CPU processes on the gloo backend."""
     env = {**os.environ, "MENTOR_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", *args]
+    # --standalone: the rendezvous binds a port the OS picks, so parallel or back-to-back runs never collide
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from mentor.batch import Batch
@@ -34,6 +35,8 @@ from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_opti
 from mentor.engine.seed import seed_everything
 from mentor.errors import MentorError
 from mentor.schemes.base import Scheme
+from mentor.taps import compiled
+from mentor.teachers.frozen import FrozenTeacher
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -46,7 +49,10 @@ class FitSettings:
     ``"bf16"`` (autocast on CPU and CUDA). ``channels_last``: NHWC memory format for 4-D inputs and models.
     ``resume``: continue from ``last.pt`` in the checkpoint folder when there is one.
     ``teacher_cache``: let offline schemes read a frozen teacher's outputs from a per-dataset cache when
-    the inputs are deterministic (``augment`` is ``None``).
+    the inputs are deterministic (``augment`` is ``None``). ``compile``: run the scheme's predicting
+    models and frozen teachers through ``torch.compile`` where nothing is tapped from them (see
+    :func:`mentor.taps.compiled`); module paths and checkpoint keys stay as they are, and the first steps
+    pay the compilation.
     """
 
     epochs: int = 10
@@ -63,6 +69,7 @@ class FitSettings:
     channels_last: bool = False
     resume: bool = False
     teacher_cache: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -147,6 +154,47 @@ class _Run:
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
 
+    def train_epoch(self, batches: BatchIterator, size: int, epoch: int, device: torch.device,
+                    label: str) -> dict[str, float]:
+        """One pass over ``batches``: a loss, backward and optimizer step per batch; the epoch's mean losses."""
+        scheme, settings = self.scheme, self.settings
+        scheme.train()
+        sums: dict[str, torch.Tensor] = {}
+        steps = len(batches)
+        bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{settings.epochs}", leave=False, file=sys.stderr,
+                   disable=not settings.progress or not self.world.is_main, dynamic_ncols=True)
+        for step, (inputs, targets, indices) in enumerate(batches.indexed()):
+            with _autocast(settings, device):
+                output = scheme.loss(Batch(inputs, targets, indices, size), epoch + step / steps, settings.epochs)
+            _check_finite(output.total, output.parts, f"{label} epoch {epoch + 1}")
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            output.total.backward()
+            average_gradients(self.parameters, self.world)
+            if settings.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.parameters, settings.clip_grad_norm)
+            for optimizer in self.optimizers.values():
+                optimizer.step()
+            scheme.after_step()
+            for name, value in {"loss": output.total.detach(), **output.parts}.items():
+                sums[name] = sums.get(name, 0.0) + value.float()
+            bar.update()
+        bar.close()
+        sums = average_scalars(sums, self.world)  # under torchrun: the whole batch's losses, not rank 0's shard
+        return {name: float(value) / steps for name, value in sums.items()}
+
+    def validate(self, record: dict[str, Any], validation: ArrayDataset) -> None:
+        """Add the predictors' validation metrics to ``record``; keep (and save) the weights when they are best."""
+        for name, model in self.scheme.predictors().items():
+            for metric, value in evaluate(model, validation, self.settings.eval_batch_size).items():
+                record[f"val/{name}/{metric}"] = value
+        accuracy = record[f"val/{next(iter(self.scheme.predictors()))}/accuracy"]
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch, self.best_state = accuracy, record["epoch"], _snapshot(self.scheme)
+            self.best_metrics = {k: v for k, v in record.items() if k.startswith("val/")}
+            if self.checkpoints is not None and self.world.is_main:
+                checkpoint.save({"models": self.best_state, "epoch": record["epoch"]}, self.checkpoints / "best.pt")
+
     def save(self, epoch: int) -> None:
         if self.checkpoints is None or not self.world.is_main:
             return
@@ -185,6 +233,11 @@ class _Run:
         for epoch in range(self.start_epoch, self.settings.epochs):
             iterator.set_epoch(epoch)
             yield epoch, iterator
+
+
+def _networks(scheme: Scheme) -> list[nn.Module]:
+    """The scheme's predicting models and frozen teachers (what ``compile`` compiles)."""
+    return [*scheme.predictors().values(), *(m.model for m in scheme.modules() if isinstance(m, FrozenTeacher))]
 
 
 def _prepare(dataset: ArrayDataset | None, device: torch.device, channels_last: bool) -> ArrayDataset | None:
@@ -231,54 +284,23 @@ def fit(
         for record in run.history:
             log.write(**record)
     broadcast_parameters(scheme.trained().values(), run.world)
-    main = next(iter(scheme.predictors()))
 
-    for epoch, batches in run.batches(train):
-        scheme.train()
-        started = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {}
-        steps = len(batches)
-        bar = tqdm(total=steps, desc=f"{log.fields.get('run', 'model')} {stage} {epoch + 1}/{settings.epochs}",
-                   leave=False, disable=not settings.progress or not run.world.is_main, file=sys.stderr,
-                   dynamic_ncols=True)
-        for step, (inputs, targets, indices) in enumerate(batches.indexed()):
-            with _autocast(settings, device):
-                output = scheme.loss(Batch(inputs, targets, indices, len(train)), epoch + step / steps, settings.epochs)
-            _check_finite(output.total, output.parts, f"{stage} epoch {epoch + 1}")
-            for optimizer in run.optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            output.total.backward()
-            average_gradients(run.parameters, run.world)
-            if settings.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(run.parameters, settings.clip_grad_norm)
-            for optimizer in run.optimizers.values():
-                optimizer.step()
-            scheme.after_step()
-            for name, value in {"loss": output.total.detach(), **output.parts}.items():
-                sums[name] = sums.get(name, 0.0) + value.float()
-            bar.update()
-        bar.close()
-        sums = average_scalars(sums, run.world)  # under torchrun: the whole batch's losses, not rank 0's shard
-        lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
-        for scheduler in run.schedulers.values():
-            scheduler.step()
-        record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": lr,
-                                  "seconds": round(time.perf_counter() - started, 4)}
-        record.update({f"train/{name}": float(value) / steps for name, value in sums.items()})
-        if validation is not None and len(validation) > 0:
-            for name, model in scheme.predictors().items():
-                for metric, value in evaluate(model, validation, settings.eval_batch_size).items():
-                    record[f"val/{name}/{metric}"] = value
-            accuracy = record[f"val/{main}/accuracy"]
-            if accuracy > run.best_accuracy:
-                run.best_accuracy, run.best_epoch, run.best_state = accuracy, epoch + 1, _snapshot(scheme)
-                run.best_metrics = {k: v for k, v in record.items() if k.startswith("val/")}
-                if checkpoints is not None and run.world.is_main:
-                    checkpoint.save({"models": run.best_state, "epoch": epoch + 1}, checkpoints / "best.pt")
-        run.history.append(record)
-        run.save(epoch + 1)  # the checkpoint first: a record in metrics.jsonl always has its checkpoint
-        if run.world.is_main:
-            log.write(**record)
+    with compiled(_networks(scheme)) if settings.compile else contextlib.nullcontext():
+        for epoch, batches in run.batches(train):
+            started = time.perf_counter()
+            losses = run.train_epoch(batches, len(train), epoch, device, f"{log.fields.get('run', 'model')} {stage}")
+            lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
+            for scheduler in run.schedulers.values():
+                scheduler.step()
+            record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": lr,
+                                      "seconds": round(time.perf_counter() - started, 4)}
+            record.update({f"train/{name}": value for name, value in losses.items()})
+            if validation is not None and len(validation) > 0:
+                run.validate(record, validation)
+            run.history.append(record)
+            run.save(epoch + 1)  # the checkpoint first: a record in metrics.jsonl always has its checkpoint
+            if run.world.is_main:
+                log.write(**record)
     if run.best_state is not None:
         _load_models(scheme, run.best_state)
     else:

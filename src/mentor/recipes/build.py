@@ -33,6 +33,7 @@ def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
         device=train.device,
         precision=train.precision,
         channels_last=train.channels_last,
+        compile=train.compile,
         teacher_cache=train.teacher_cache,
     )
 
