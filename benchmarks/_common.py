@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -125,8 +126,16 @@ def run_child(command: Sequence[str], *, env: dict[str, str] | None = None, cwd:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes on macOS
-    return Child(process.returncode, seconds, kib / 1024, stdout, stderr)
+    return Child(process.returncode, seconds, _megabytes(usage.ru_maxrss), stdout, stderr)
+
+
+def _megabytes(maxrss: int) -> float:
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return _megabytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 # ------------------------------------------------------------------------------------ BENCHMARKS.md

@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.repeats} rounds after {args.warmup} warm-up; {torch.get_num_threads()} threads", flush=True)
 
     with _common.stopwatch() as build:
-        TeacherCache.build(freeze(teacher), train)  # the entry the cached variant reads
+        cache = TeacherCache.build(freeze(teacher), train)  # the entry the cached variant reads
     cache_build = build()
+    cache_mb = sum(path.stat().st_size for path in cache.folder.iterdir()) / 2**20
 
     measures: dict[str, Callable[[], float]] = {
         "student alone": lambda: epoch_seconds(student, train, Objective(CE()), None, args.batch_size, False),
@@ -125,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         text,
         "",
         "The teacher-forward share is the time of the teacher's forward passes over one epoch divided by the "
-        "student-alone epoch; a live teacher costs at least 1 + share, hence the target.",
+        "student-alone epoch; a live teacher costs at least 1 + share, hence the target. "
+        f"Memory: the cache entry takes {cache_mb:.1f} MB on disk (memory-mapped, read by index); the whole "
+        f"benchmark process peaked at {_common.peak_rss_mb():.0f} MB RSS.",
     ])
     _common.write_section("overhead", "Distillation overhead per epoch", body)
     print(f"\nwritten to {_common.BENCHMARKS_MD}")

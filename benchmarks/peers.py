@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,11 +54,11 @@ RUNS = {
 
 
 # ------------------------------------------------------------------------------------------- workers
-def load_job(job: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.nn.Module, torch.nn.Module]:
+def load_job(job: Path, seed: int) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.nn.Module, torch.nn.Module]:
     """Settings, data tensors, the trained teacher (eval mode) and the initial student of a job folder."""
     from mentor.models import create
 
-    settings = json.loads((job / "settings.json").read_text())
+    settings = {**json.loads((job / "settings.json").read_text()), "seed": seed}
     if settings.get("threads"):
         torch.set_num_threads(settings["threads"])
     data = torch.load(job / "data.pt")
@@ -140,9 +141,9 @@ def train_plain(settings: dict[str, Any], data: dict[str, torch.Tensor], teacher
             optimizer.step()
 
 
-def worker(name: str, job: Path) -> None:
+def worker(name: str, job: Path, seed: int) -> None:
     """One run, in its own process: train, save the student, print the timing as JSON."""
-    settings, data, teacher, student = load_job(job)
+    settings, data, teacher, student = load_job(job, seed)
     started = time.perf_counter()
     if name in ("mentor-cache", "mentor-live"):
         train_mentor(settings, data, teacher, student, cache=name == "mentor-cache")
@@ -221,6 +222,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--worker", choices=sorted(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -234,7 +236,7 @@ def write_job(job: Path, args: argparse.Namespace) -> tuple[Any, float]:
 
     splits = datasets.load("fashion-mnist", validation=0.0, seed=0, limit=args.limit)
     settings = {"teacher": "cnn-medium", "student": "cnn-small", "epochs": args.epochs, "batch_size": args.batch_size,
-                "lr": args.lr, "temperature": args.temperature, "alpha": args.alpha, "seed": 0,
+                "lr": args.lr, "temperature": args.temperature, "alpha": args.alpha,
                 "threads": args.threads, "num_classes": splits.num_classes, "input_shape": list(splits.input_shape)}
     (job / "settings.json").write_text(json.dumps(settings, indent=2))
     torch.save({"train_x": splits.train.inputs, "train_y": splits.train.targets}, job / "data.pt")
@@ -254,7 +256,7 @@ def write_job(job: Path, args: argparse.Namespace) -> tuple[Any, float]:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.worker:
-        worker(args.worker, args.job)
+        worker(args.worker, args.job, args.seed)
         return
     from mentor.data import cache_dir
     from mentor.engine import evaluate
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
             for name in runs:
                 shutil.rmtree(job / "cache", ignore_errors=True)  # every cached run builds its cache
                 child = _common.run_child([str(python), str(Path(__file__).resolve()), "--worker", name,
-                                           "--job", str(job)], env=env).check(f"the {name} run")
+                                           "--job", str(job), "--seed", str(round_)], env=env).check(f"the {name} run")
                 timing = json.loads(child.stdout.strip().splitlines()[-1])
                 student = create("cnn-small", splits.num_classes, splits.input_shape)
                 student.load_state_dict(torch.load(job / f"student-{name}.pt"))
@@ -286,14 +288,18 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  round {round_ + 1}/{args.repeats}: {RUNS[name]}: train {timing['seconds']:.2f} s, "
                       f"test accuracy {accuracy:.2%}, peak RSS {child.peak_rss_mb:.0f} MB", flush=True)
 
-    reference = _common.median([r["seconds"] for r in results["mentor-cache"]])
+    seconds = {name: _common.median([r["seconds"] for r in records]) for name, records in results.items()}
+    reference = seconds.get("torchdistill", seconds["plain"])
     rows = []
     for name, records in results.items():
-        seconds = _common.median([r["seconds"] for r in records])
-        rows.append([RUNS[name], records[0]["torch"], f"{seconds:.2f}", f"{seconds / reference:.2f}",
-                     f"{_common.median([r['accuracy'] for r in records]) * 100:.2f}",
+        accuracies = [r["accuracy"] * 100 for r in records]
+        spread = f" ± {statistics.stdev(accuracies):.2f}" if len(accuracies) > 1 else ""
+        rows.append([RUNS[name], records[0]["torch"], _common.spread([r["seconds"] for r in records]),
+                     f"{seconds[name] / reference:.2f}", f"{statistics.mean(accuracies):.2f}{spread}",
                      f"{max(r['peak_mb'] for r in records):.0f}"])
-    text = _common.table(["run", "torch", "train s", "÷ Mentor (cache)", "test acc %", "peak RSS MB"], rows)
+    against = "torchdistill" if "torchdistill" in results else "plain loop"
+    text = _common.table(["run", "torch", "train s: median (min-max)", f"÷ {against}", "test acc %: mean ± std",
+                          "peak RSS MB"], rows)
     print(f"\nteacher test accuracy {teacher_accuracy:.2%}\n\n{text}")
     if args.no_write:
         return
@@ -301,8 +307,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Fashion-MNIST ({len(splits.train):,} train / {len(splits.test):,} test), teacher cnn-medium "
         f"({args.teacher_epochs} epochs, test accuracy {teacher_accuracy:.2%}) -> student cnn-small, "
         f"KD τ={args.temperature} α={args.alpha}, Adam lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, "
-        "same initial student; "
-        f"{args.repeats} round(s), medians. Train s: from the first batch to the last step, inside each run's process.",
+        f"same initial student; {args.repeats} round(s), round r with seed r (shuffling) for every run, times as "
+        "medians, accuracy as mean ± std over the rounds. Train s: from the first batch to the last step inside each "
+        "run's process (for Mentor with the cache, the cache build included).",
         f"torchdistill: {note}.",
         "",
         text,

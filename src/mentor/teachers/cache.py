@@ -42,7 +42,7 @@ def tensor_digest(tensor: torch.Tensor, remember: bool = False) -> str:
     if known is not None and known[0] == tensor._version:
         return known[1]
     digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
     value = digest.hexdigest()
     if remember:
         if id(tensor) not in _DIGESTS:
@@ -73,8 +73,12 @@ class TeacherCache:
 
     @classmethod
     def build(cls, teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...] = (),
-              top_k: int | None = None, batch_size: int = 1024, root: Path | None = None) -> TeacherCache:
-        """Load the entry for this teacher, dataset and taps, computing and storing it first if needed."""
+              top_k: int | None = None, batch_size: int = 128, root: Path | None = None) -> TeacherCache:
+        """Load the entry for this teacher, dataset and taps, computing and storing it first if needed.
+
+        ``batch_size`` of the teacher's passes: on CPU, convolutions over batches of 1024 took 2.5× as long
+        per sample as over 128 (Fashion-MNIST, cnn-medium), so the default is a training-sized batch.
+        """
         if top_k is not None and top_k < 1:
             raise MentorError(f"The 'top_k' parameter of the teacher cache must be an int >= 1. Got {top_k}.")
         folder = (root or cache_dir() / "teacher-outputs") / cache_key(teacher, dataset, taps, top_k)
