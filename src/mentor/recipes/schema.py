@@ -60,7 +60,8 @@ class Train(Section):
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to train (auto: CUDA when available)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs the forward passes under autocast")
     channels_last: bool = Field(False, description="NHWC memory format for image inputs and models")
-    compile: bool = Field(False, description="torch.compile the models (the first steps pay the compilation)")
+    compile: bool = Field(False, description="torch.compile the forward passes that tap no features (the first steps "
+                                            "pay the compilation)")
     teacher_cache: bool = Field(True, description="compute a frozen teacher's outputs once per dataset when the "
                                                   "inputs are deterministic (no jitter), instead of every epoch")
 
