@@ -85,11 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         return
     overrides = f" Overrides: {', '.join(args.set)}." if args.set else ""
+    clip = recipe["train"].get("clip_grad_norm")
+    clipped = f", the students' gradient norm clipped at {clip:g}" if clip else ""
     body = _common.section_body(_common.invocation("hinton", argv), [
         "Built-in recipe `hinton-mnist`: full MNIST (60,000 train, 10,000 test), teacher 784-1200-1200-10 with "
         "dropout 0.5 and ±2-pixel jitter, student 784-800-800-10 without regularization, alone and distilled with "
-        "KD at T=20 (α=0.9: 0.1·CE + 0.9·T²·KL), SGD with Nesterov momentum and a cosine schedule, batch 128; "
-        f"one seed; OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}. Paper: Hinton, Vinyals & Dean 2015, §3.{overrides}",
+        "KD at T=20 (α=0.9: 0.1·CE + 0.9·T²·KL), SGD with Nesterov momentum and a cosine schedule, batch 128"
+        f"{clipped}; one seed; OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}. Paper: Hinton, Vinyals & Dean 2015, §3."
+        f"{overrides}",
         "",
         text,
         "",
