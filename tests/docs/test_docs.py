@@ -16,6 +16,7 @@ import pytest
 from mentor import docs
 from mentor.cli import main, parser
 from mentor.data import DATASETS
+from mentor.docs.markdown import _cell
 from mentor.knowledge import KNOWLEDGE
 from mentor.models import MODELS
 from mentor.recipes import Recipe
@@ -146,7 +147,7 @@ def test_type_names_and_table_cells() -> None:
     assert docs.type_name(typing.Literal["a", "b"]) == "'a' | 'b'"
     assert docs.type_name(typing.Annotated[float, "meta"]) == "float"
     assert docs.type_name(list[dict[str, int]]) == "list[dict[str, int]]"
-    assert docs._cell("a | b `c | d`\nnext") == "a \\| b `c | d` next"
+    assert _cell("a | b `c | d`\nnext") == "a \\| b `c | d` next"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed")

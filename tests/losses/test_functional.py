@@ -43,16 +43,11 @@ def test_kl_gradient_is_tau_times_probability_difference_over_batch() -> None:
 
 
 @pytest.mark.parametrize("tau", [1.0, 4.0])
-def test_kl_fused_gradients_match_finite_differences_for_both_sides(tau: float) -> None:
+def test_kl_gradients_match_finite_differences_for_both_sides(tau: float) -> None:
+    """Online schemes may let the soft target's gradient reach the teacher side: it must be right there too."""
     student = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s, t: F.kl_with_temperature(s, t, tau), (student, teacher))
-
-
-def test_kl_in_bfloat16_returns_gradients_in_bfloat16() -> None:
-    student = STUDENT.to(torch.bfloat16).requires_grad_(True)
-    F.kl_with_temperature(student, TEACHER.to(torch.bfloat16), 2.0).backward()
-    assert student.grad is not None and student.grad.dtype == torch.bfloat16
 
 
 def test_kl_is_zero_for_identical_logits() -> None:

@@ -12,11 +12,11 @@ Two ways to use it:
   added to the site in memory and listed in its navigation, so no generated file is ever committed.
 """
 
-from mentor.docs.markdown import _cell, docstring_markdown
+from mentor.docs.markdown import docstring_markdown
 from mentor.docs.pages import ROOT, Pages, navigation, on_config, on_files, pages, schema_sections, write
 from mentor.docs.signatures import type_name
 
 __all__ = [
-    "ROOT", "Pages", "_cell", "docstring_markdown", "navigation", "on_config", "on_files", "pages",
+    "ROOT", "Pages", "docstring_markdown", "navigation", "on_config", "on_files", "pages",
     "schema_sections", "type_name", "write",
 ]

@@ -76,8 +76,9 @@ class TeacherCache:
               top_k: int | None = None, batch_size: int = 128, root: Path | None = None) -> TeacherCache:
         """Load the entry for this teacher, dataset and taps, computing and storing it first if needed.
 
-        ``batch_size`` of the teacher's passes: on CPU, convolutions over batches of 1024 took 2.5× as long
-        per sample as over 128 (Fashion-MNIST, cnn-medium), so the default is a training-sized batch.
+        ``batch_size`` of the teacher's passes: a training-sized batch, because CPU convolutions run slower
+        per sample over large ones (`mentor bench overhead`: the cnn-medium cache build over Fashion-MNIST
+        took 16.5 s in batches of 1,024 and 12.1 s in batches of 128).
         """
         if top_k is not None and top_k < 1:
             raise MentorError(f"The 'top_k' parameter of the teacher cache must be an int >= 1. Got {top_k}.")
