@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mentor.cli import main
-from tests.report.rundir import copy_run, finished_run
+from tests.report.rundir import IMAGES_PER_RUN, copy_run, finished_run
 
 pytest.importorskip("matplotlib")
 
@@ -26,7 +26,7 @@ def test_report_of_two_runs(run_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert document.startswith("<!DOCTYPE html>")
     assert "<h3>All runs</h3>" in document
     assert document.count("<h3>Calibration</h3>") == 2
-    assert document.count("<img") == 2 * 8
+    assert document.count("<img") == 2 * IMAGES_PER_RUN
 
 
 def test_missing_and_non_run_directories_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,9 @@ SETTINGS = [
     "seeds=[0, 1]", "data.limit=200", "train.epochs=2", "teacher.train.epochs=3", "teacher.model=mlp-small",
     "train.batch_size=32", "teacher.train.batch_size=32", "latency_batch=16",
 ]
+# Per run: a loss plot for each of the 3 roles, 1 scales plot, 1 accuracy plot, confusion of the 2 students,
+# 1 calibration, 1 bars.
+IMAGES_PER_RUN = 3 + 1 + 1 + 2 + 1 + 1
 
 
 def finished_run(factory: pytest.TempPathFactory) -> Path:

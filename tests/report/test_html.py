@@ -18,14 +18,13 @@ from mentor.errors import MentorError
 from mentor.models import create
 from mentor.report.html import build_report, predictions
 from mentor.report.runs import Run
-from tests.report.rundir import copy_run
+from tests.report.rundir import IMAGES_PER_RUN, copy_run
 
 pytest.importorskip("matplotlib")
 
-SECTIONS = ["Summary", "Loss curves", "Validation accuracy", "Agreement", "Confusion matrices", "Calibration",
-            "Size and latency"]
-# Per run: a loss plot for each of the 3 roles, 1 accuracy plot, confusion of the 2 students, 1 calibration, 1 bars.
-IMAGES_PER_RUN = 3 + 1 + 2 + 1 + 1
+SECTIONS = ["Summary", "Loss curves", "Loss-term scales", "Validation accuracy", "Agreement", "Confusion matrices",
+            "Calibration", "Size and latency"]
+
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +43,13 @@ def test_one_embedded_png_per_plot_and_no_external_links(report: str) -> None:
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert "http://" not in report and "https://" not in report and "<link" not in report
     assert "<script" not in report
+
+
+def test_scales_table_lists_every_term_of_every_stage(report: str) -> None:
+    # quickstart: KD (ce + kl) for the distilled student, ce alone for the teacher and the student alone
+    for label in ("teacher · train · ce", "student-alone · train · ce", "student-distilled · train · ce",
+                  "student-distilled · train · kl"):
+        assert f"<td>{label}</td>" in report
 
 
 def _test_logits(run_dir: Path, role: str, model_name: str, seed: int) -> torch.Tensor:

@@ -32,6 +32,8 @@ from mentor.engine.distributed import average_gradients, average_scalars, broadc
 from mentor.engine.evaluate import evaluate
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
+from mentor.engine.scales import Probe
+from mentor.engine.scales import parameters as probed_parameters
 from mentor.engine.seed import seed_everything
 from mentor.errors import MentorError
 from mentor.schemes.base import Scheme
@@ -52,7 +54,9 @@ class FitSettings:
     the inputs are deterministic (``augment`` is ``None``). ``compile``: run the scheme's predicting
     models and frozen teachers through ``torch.compile`` where nothing is tapped from them (see
     :func:`mentor.taps.compiled`); module paths and checkpoint keys stay as they are, and the first steps
-    pay the compilation.
+    pay the compilation. ``scale_probe``: steps at the start of each stage in which every loss term's
+    gradient is measured against the cross-entropy's (:mod:`mentor.engine.scales`); 0 turns it off, and
+    so does ``compile`` (a compiled backward runs once per graph, the probe needs it once per term).
     """
 
     epochs: int = 10
@@ -70,6 +74,7 @@ class FitSettings:
     resume: bool = False
     teacher_cache: bool = True
     compile: bool = False
+    scale_probe: int = 3
 
 
 @dataclass
@@ -153,6 +158,7 @@ class _Run:
         self.best_state: dict[str, Any] | None = None
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
+        self.probe = Probe(0 if settings.compile else settings.scale_probe)
 
     def train_epoch(self, batches: BatchIterator, size: int, epoch: int, device: torch.device,
                     label: str) -> dict[str, float]:
@@ -161,12 +167,15 @@ class _Run:
         scheme.train()
         sums: dict[str, torch.Tensor] = {}
         steps = len(batches)
+        probed = probed_parameters(scheme.predictors().values()) if epoch == 0 and self.probe.active else []
         bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{settings.epochs}", leave=False, file=sys.stderr,
                    disable=not settings.progress or not self.world.is_main, dynamic_ncols=True)
         for step, (inputs, targets, indices) in enumerate(batches.indexed()):
             with _autocast(settings, device):
                 output = scheme.loss(Batch(inputs, targets, indices, size), epoch + step / steps, settings.epochs)
             _check_finite(output.total, output.parts, f"{label} epoch {epoch + 1}")
+            if probed and self.probe.active:
+                self.probe.take(output, probed)
             for optimizer in self.optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             output.total.backward()
@@ -295,6 +304,9 @@ def fit(
             record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": lr,
                                       "seconds": round(time.perf_counter() - started, 4)}
             record.update({f"train/{name}": value for name, value in losses.items()})
+            if epoch == 0 and run.probe.taken:
+                ratios = run.probe.report(f"{log.fields.get('run', 'model')} {stage}") if run.world.is_main else {}
+                record.update({f"scale/{name}": round(ratio, 6) for name, ratio in ratios.items()})
             if validation is not None and len(validation) > 0:
                 run.validate(record, validation)
             run.history.append(record)

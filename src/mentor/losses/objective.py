@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mentor.batch import Outputs
@@ -14,10 +15,29 @@ from mentor.losses.terms import Context, Term
 
 @dataclass
 class LossOutput:
-    """The total loss (for backward) and each weighted part by term name (detached, for logging)."""
+    """The total loss (for backward) and each weighted part by term name (detached, for logging).
+
+    For the loop's gradient-scale check (:mod:`mentor.engine.scales`) it may also carry, with autograd:
+    ``terms``, each term at its full weight (a term warming up counts at the weight it will reach), and
+    ``reference``, the plain cross-entropy of the trained predictions that the terms are compared with;
+    ``weights`` gives the full weight of each term where it is a setting the user can change.
+    """
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor]
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    reference: torch.Tensor | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, parts: dict[str, torch.Tensor], reference: torch.Tensor | None = None) -> LossOutput:
+        """The sum of weighted ``parts`` (with autograd); the reference defaults to the sum of the
+        cross-entropy parts (named ``ce``, ``peer0/ce``, ``ce/exit1`` ...)."""
+        if reference is None:
+            ce = [value for name, value in parts.items() if "ce" in name.split("/")]
+            reference = sum(ce[1:], ce[0]) if ce else None
+        total = sum(list(parts.values())[1:], next(iter(parts.values())))
+        return cls(total, {name: value.detach() for name, value in parts.items()}, dict(parts), reference)
 
 
 class Objective(nn.Module):
@@ -62,14 +82,24 @@ class Objective(nn.Module):
     def forward(self, context: Context) -> LossOutput:  # type: ignore[override]
         total: torch.Tensor | None = None
         parts: dict[str, torch.Tensor] = {}
+        terms: dict[str, torch.Tensor] = {}
         for term in self:
             weight = term.weight_at(context.epoch, context.epochs)
             if weight == 0.0:
                 parts[term.name] = context.student.logits.new_zeros(())
                 continue
-            value = weight * term.loss(context)
-            parts[term.name] = value.detach()
+            loss = term.loss(context)
+            value = weight * loss
+            parts[term.name], terms[term.name] = value.detach(), term.weight * loss
             total = value if total is None else total + value
         if total is None:
             total = context.student.logits.sum() * 0.0
-        return LossOutput(total, parts)
+        return LossOutput(total, parts, terms, _reference(context), {term.name: term.weight for term in self})
+
+
+def _reference(context: Context) -> torch.Tensor | None:
+    """Plain cross-entropy of the student's logits with class labels (``None`` for other targets)."""
+    logits, targets = context.student.logits, context.batch.targets
+    if logits.ndim != 2 or targets.ndim != 1 or targets.is_floating_point():
+        return None
+    return F.cross_entropy(logits, targets)

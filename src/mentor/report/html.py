@@ -1,8 +1,9 @@
 """The run report: one self-contained HTML file (inline CSS, plots as base64 PNG, no external links).
 
-For each run: the summary table, loss curves per term per role, validation accuracy curves, agreement
-of every role with the teacher on the test set, confusion matrices against the labels, calibration
-(reliability diagrams and ECE, 15 bins) and parameter / latency bars.
+For each run: the summary table, loss curves per term per role, the scale of every loss term's gradient
+next to cross-entropy's at the start of each stage, validation accuracy curves, agreement of every role
+with the teacher on the test set, confusion matrices against the labels, calibration (reliability
+diagrams and ECE, 15 bins) and parameter / latency bars.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from mentor.engine.scales import DOMINANT, VANISHING
 from mentor.errors import MentorError
 from mentor.report import plots
 from mentor.report.calibration import BINS, agreement, confusion_matrix, reliability
@@ -124,6 +126,28 @@ def curves_section(run: Run) -> str:
     return _section("Loss curves", loss_html) + _section("Validation accuracy", accuracy_html)
 
 
+def scales_section(run: Run) -> str:
+    """The gradient ratio of every term (median over seeds) at the start of each role's stages."""
+    ratios: dict[str, list[float]] = {}
+    for role in run.roles():
+        for record in run.history(role):
+            for key, value in record.items():
+                if key.startswith("scale/") and isinstance(value, (int, float)):
+                    label = f"{role} · {record.get('stage', 'train')} · {key.removeprefix('scale/')}"
+                    ratios.setdefault(label, []).append(float(value))
+    if not ratios:
+        return _section("Loss-term scales", _note("no gradient-scale records (scale_probe was off)"))
+    medians = {label: statistics.median(values) for label, values in ratios.items()}
+    rows = [[label, f"{value:.3g}", "dominates" if value > DOMINANT else "vanishes" if value < VANISHING else ""]
+            for label, value in medians.items()]
+    note = _note(f"gradient norm of each weighted term on the trained model ÷ that of plain cross-entropy, in the "
+                 f"first steps of each stage (median over seeds); outside [{VANISHING:g}, {DOMINANT:g}] a term "
+                 "dominates the others or does nothing")
+    png = plots.scales(f"{run.name}: loss-term scales", medians, VANISHING, DOMINANT)
+    table = _table(["model · stage · term", "ratio", ""], rows)
+    return _section("Loss-term scales", note + table + _img("loss-term scales", png))
+
+
 def _pairs(roles: list[str]) -> list[tuple[str, str]]:
     if "teacher" in roles:
         return [("teacher", role) for role in roles if role != "teacher"]
@@ -185,7 +209,8 @@ def run_section(run: Run) -> str:
     rows = summary_rows([run])
     summary = _table(SUMMARY_HEADER, rows) if rows else _note("no summary.json (the run did not finish)")
     return (f"<h2>{html.escape(run.name)} <small>({html.escape(str(run.path))})</small></h2>"
-            + _section("Summary", summary) + curves_section(run) + evaluation_sections(run, predictions(run))
+            + _section("Summary", summary) + curves_section(run) + scales_section(run)
+            + evaluation_sections(run, predictions(run))
             + size_section(run))
 
 

@@ -105,6 +105,25 @@ def reliability_diagrams(title: str, diagrams: Mapping[str, Reliability]) -> str
     return _encode(figure)
 
 
+def scales(title: str, ratios: Mapping[str, float], low: float, high: float) -> str:
+    """Horizontal bars of gradient ratios on a log axis, with the accepted range [low, high] marked."""
+    labels = list(ratios)
+    figure = figure_class()(figsize=(7.2, 0.9 + 0.28 * max(len(labels), 1)))
+    axes = figure.subplots()
+    values = [max(ratios[label], 1e-9) for label in labels]
+    colors = ["tab:red" if not low <= value <= high else "tab:blue" for value in values]
+    axes.barh(labels, values, color=colors)
+    axes.set_xscale("log")
+    for bound in (low, high):
+        axes.axvline(bound, color="grey", linestyle="--", linewidth=0.8)
+    axes.axvline(1.0, color="black", linewidth=0.6)
+    axes.invert_yaxis()
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set(title=title, xlabel="gradient norm ÷ cross-entropy's (log scale)")
+    axes.grid(axis="x", alpha=0.3)
+    return _encode(figure)
+
+
 def size_and_latency(title: str, roles: Sequence[str], parameters: Sequence[float], latency: Sequence[float]) -> str:
     """Side-by-side bars: parameter count and inference latency (ms per batch) of each role."""
     figure = figure_class()(figsize=(8.4, 3.4))

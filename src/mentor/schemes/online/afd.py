@@ -118,7 +118,7 @@ class AdversarialFeatureDistillation(Scheme):
             parts[f"peer{k}/kl"] = mimicry[k]
             parts[f"peer{k}/adversarial"] = self.adversarial * (1.0 - fooled).pow(2).mean()
             parts[f"discriminator{k}"] = (1.0 - discriminator(real)).pow(2).mean() + discriminator(fake).pow(2).mean()
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("afd", "Chung et al. 2020, Feature-map-level Online Adversarial Knowledge Distillation (ICML)")

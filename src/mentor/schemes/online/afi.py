@@ -114,7 +114,7 @@ class AttentiveFeatureInteraction(Scheme):
             parts[f"peer{k}/kl"] = soft_kl(out.logits, auxiliary, self.temperature)
             parts[f"interacted{k}/ce"] = F.cross_entropy(auxiliary, batch.targets)
             parts[f"interacted{k}/kl"] = soft_kl(auxiliary, out.logits, self.temperature)
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("afi", "Su et al. 2021, Attention-based Feature Interaction for Efficient Online KD (ICDM)")

@@ -46,12 +46,10 @@ class DeepMutualLearning(Scheme):
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
         logits = [forward(peer, batch.inputs).logits for peer in self.peers]
         mimicry = mutual_kl(logits, self.temperature)
-        parts, total = {}, 0.0
+        parts = {}
         for k, (z, kl) in enumerate(zip(logits, mimicry, strict=True)):
-            ce = F.cross_entropy(z, batch.targets)
-            total = total + ce + kl
-            parts[f"peer{k}/ce"], parts[f"peer{k}/kl"] = ce.detach(), kl.detach()
-        return LossOutput(total, parts)
+            parts[f"peer{k}/ce"], parts[f"peer{k}/kl"] = F.cross_entropy(z, batch.targets), kl
+        return LossOutput.of(parts)
 
 
 @online_scheme("dml", "Zhang et al. 2018, Deep Mutual Learning (CVPR)")

@@ -108,7 +108,7 @@ class FeatureFusionLearning(Scheme):
         for k, out in enumerate(outs):
             parts[f"peer{k}/ce"] = F.cross_entropy(out.logits, batch.targets)
             parts[f"peer{k}/kl"] = soft_kl(out.logits, fused, self.temperature)
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("ffl", "Kim et al. 2021, Feature Fusion for Online Mutual Knowledge Distillation (ICPR)")

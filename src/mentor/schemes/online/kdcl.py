@@ -70,7 +70,7 @@ class CollaborativeLearning(Scheme):
         for k, z in enumerate(logits):
             parts[f"peer{k}/ce"] = F.cross_entropy(z, batch.targets)
             parts[f"peer{k}/kl"] = self.weight * soft_kl(z, target, self.temperature)
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("kdcl", "Guo et al. 2020, Online Knowledge Distillation via Collaborative Learning (CVPR)")

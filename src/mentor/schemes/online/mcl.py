@@ -86,7 +86,7 @@ class MultiViewContrastive(Scheme):
             parts[f"peer{a}/ce"] = F.cross_entropy(out.logits, batch.targets)
             parts[f"peer{a}/kl"] = mimicry[a]
             parts[f"peer{a}/contrast"] = self.contrast_weight * contrast / (count - 1)
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("mcl", "Yang, An & Xu 2021, Multi-View Contrastive Learning for Online Knowledge Distillation (ICASSP)")

@@ -88,7 +88,7 @@ class DiversePeers(Scheme):
             parts[f"peer{a}/ce"] = F.cross_entropy(logits[:, a], batch.targets)
             first_level = kl_divergence(F.log_softmax(logits[:, a] / tau, 1), F.softmax(targets[:, a] / tau, 1))
             parts[f"peer{a}/kl"] = weight * tau**2 * first_level
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("okddip", "Chen et al. 2020, Online Knowledge Distillation with Diverse Peers (AAAI)")

@@ -103,8 +103,7 @@ class NativeEnsemble(Scheme):
         for i, z in enumerate(logits):
             parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
             parts[f"branch{i}/kl"] = soft_kl(z, ensemble, self.temperature)
-        total = sum(parts.values())
-        return LossOutput(total, {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @online_scheme("one", "Lan, Zhu & Gong 2018, Knowledge Distillation by On-the-Fly Native Ensemble (NeurIPS)")

@@ -115,7 +115,7 @@ class PeerCollaborativeLearning(Scheme):
             parts[f"branch{i}/ensemble_kl"] = weight * soft_kl(z, ensemble, self.temperature)
             others = [soft_kl(z, means[j], self.temperature) for j in range(self.count) if j != i]
             parts[f"branch{i}/mean_kl"] = weight * sum(others) / (self.count - 1)
-        return LossOutput(sum(parts.values()), {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
     def after_step(self) -> None:
         self.mean_teacher.update(self.network)

@@ -124,8 +124,7 @@ class BeYourOwnTeacher(Scheme):
             kl = kl_with_temperature(student_logits, teacher_logits, self.temperature)
             weighted[f"kl/{name}"] = self.alpha * kl
             weighted[f"hint/{name}"] = self.hint_weight * lp_distance(feature, teacher_feature, reduction="batchmean")
-        total = torch.stack(list(weighted.values())).sum()
-        return LossOutput(total, {name: value.detach() for name, value in weighted.items()})
+        return LossOutput.of(weighted)
 
 
 @SCHEMES.register("byot", "Zhang et al. 2019, Be Your Own Teacher: self distillation (ICCV)")

@@ -140,8 +140,7 @@ class OnlineSubclass(Scheme):
             subclass = subclass_similarity_loss(features, batch.targets, *self.centroids, self.temperature)
             parts["subclass"] = self.weight * subclass
         self.memory.store(batch.indices.to(features.device), features, batch.targets)
-        total = torch.stack(list(parts.values())).sum()
-        return LossOutput(total, {name: value.detach() for name, value in parts.items()})
+        return LossOutput.of(parts)
 
 
 @SCHEMES.register("oskd", "Tzelepi, Passalis & Tefas 2021, Online Subclass Knowledge Distillation (ESWA)")

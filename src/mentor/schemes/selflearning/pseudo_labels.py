@@ -142,7 +142,7 @@ class PseudoLabelRound(Scheme):
         else:
             losses = F.cross_entropy(outputs, targets.clamp(min=0), reduction="none")
         total = (losses * used).sum() / used.sum().clamp(min=1)
-        return LossOutput(total, {"ordinal" if self.levels else "ce": total.detach()})
+        return LossOutput.of({"ordinal" if self.levels else "ce": total})
 
 
 class PseudoLabelSelfTraining(Phased):
