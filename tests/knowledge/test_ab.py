@@ -61,8 +61,24 @@ def test_term_value_sums_pairs_and_applies_the_weight() -> None:
     objective.bind(student, teacher)
     objective.terms["ab"].connectors = nn.ModuleList([nn.Identity(), nn.Identity()])  # compare the raw tensors
     out = objective(Context(Batch(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)), student, teacher))
-    # pair 1: every teacher neuron active, student at 0 -> (1 − 0)² on 12 neurons per sample; pair 2 as above
-    assert out.parts["ab"].item() == pytest.approx(2.0 * (12.0 + (0.89 + 5.21) / 2), rel=1e-6)
+    # pair 1: every teacher neuron active, student at 0 -> (1 − 0)² on 12 neurons per sample, halved as the
+    # shallower of two pairs; pair 2 (the deepest, weight 1) as in the first test
+    assert out.parts["ab"].item() == pytest.approx(2.0 * (12.0 / 2 + (0.89 + 5.21) / 2), rel=1e-6)
+
+
+def test_default_weight_is_the_reference_scale_in_value_and_gradient() -> None:
+    # one pair (the deepest: layer weight 1), w = 3/1000: value 0.003 · (0.89 + 5.21) / 2 = 0.00915, and the
+    # gradient of the first test times 0.003
+    objective = create("ab", student=["s"], teacher=["t"])[0].objective
+    student = torch.tensor(STUDENT, requires_grad=True)
+    outputs = Outputs(torch.zeros(2, 5), {"s": student}), Outputs(torch.zeros(2, 5), {"t": torch.tensor(TEACHER)})
+    objective.bind(*outputs)
+    objective.terms["ab"].connectors = nn.ModuleList([nn.Identity()])
+    value = objective(Context(Batch(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)), *outputs)).total
+    assert value.item() == pytest.approx(0.00915, rel=1e-6)
+    value.backward()
+    expected = [[-0.5 * 0.003, 0.8 * 0.003, 0.0, 0.0], [1.1 * 0.003, 0.0, 0.0, -2.0 * 0.003]]
+    assert torch.allclose(student.grad, torch.tensor(expected))
 
 
 def test_init_stage_lowers_the_boundary_loss_on_the_tiny_pair() -> None:

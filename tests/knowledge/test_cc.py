@@ -64,9 +64,25 @@ def test_student_goes_through_a_trained_linear_embedding_when_widths_differ() ->
     assert isinstance(embedding, nn.Linear) and embedding.weight.shape == (5, 2)
     total = objective(context(student, teacher)).total
     projected = (student @ embedding.weight.T + embedding.bias).tolist()
-    assert float(total.detach()) == pytest.approx(0.02 * reference(projected, teacher.tolist(), 0.4, 3), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(100.0 * reference(projected, teacher.tolist(), 0.4, 3), rel=1e-5)
     total.backward()
     assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
+
+
+def test_default_weight_value_and_gradient_by_hand() -> None:
+    # ψ(c) = e^{-0.8} (1 + 0.8 c + 0.32 c²) for γ = 0.4, P = 2; the diagonals (c = 1) agree
+    # teacher (1, 0), (0, 1): c = 0, ψ = e^{-0.8}; student at 0° and 60°: c = ½, ψ = 1.48 e^{-0.8}
+    # L_CC = 2 (0.48 e^{-0.8})² / 2² = 0.1152 e^{-1.6} = 0.0232585; β = 100 -> 2.32585
+    # dL/dc = 2 · 2 (0.48 e^{-0.8}) / 2² · ψ'(½) = 0.48 e^{-0.8} · 1.12 e^{-0.8} = 0.10854; for the unit s_1,
+    # dc/ds_1 = s_2 − (s_1·s_2) s_1 = (0, sin 60°) -> dL/ds_1 = (0, 0.0939998); β = 100 -> (0, 9.39998)
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    student = torch.tensor([[1.0, 0.0], [0.5, math.sqrt(3) / 2]], requires_grad=True)
+    objective = create("cc", ce_weight=0.0, kd_weight=0.0)
+    objective.bind(outputs(student.detach()), outputs(teacher))
+    value = objective(context(student, teacher)).total
+    assert float(value.detach()) == pytest.approx(2.32585, rel=1e-4)
+    value.backward()
+    assert torch.allclose(student.grad[0], torch.tensor([0.0, 9.39998]), atol=1e-4)
 
 
 def test_high_order_expansion_approaches_the_gaussian_kernel() -> None:

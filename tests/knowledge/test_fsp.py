@@ -43,7 +43,7 @@ def test_fsp_matrix_pools_the_larger_map_to_the_smaller() -> None:
     assert torch.allclose(fsp_matrix(second, first), loop_fsp(second, pooled))
 
 
-def test_loss_is_squared_frobenius_distance_summed_over_pairs_and_averaged_over_batch() -> None:
+def test_loss_is_the_mean_squared_difference_summed_over_pairs() -> None:
     stages = create("fsp", student=[("a", "b"), ("b", "b")], teacher=[("x", "y"), ("y", "y")], weight=0.5, fsp_epochs=2)
     assert [(s.name, s.epochs) for s in stages] == [("fsp", 2), ("train", None)]
     assert set(stages[1].objective.terms) == {"ce"}
@@ -57,8 +57,28 @@ def test_loss_is_squared_frobenius_distance_summed_over_pairs_and_averaged_over_
     expected = 0.0
     for s_pair, t_pair in (((a, b), (x, y)), ((b, b), (y, y))):
         difference = loop_fsp(*t_pair) - loop_fsp(*s_pair)
-        expected += sum(float(difference[k].pow(2).sum()) for k in range(3)) / 3
+        expected += sum(float(difference[k].pow(2).sum()) for k in range(3)) / (3 * 2 * 2)  # samples, 2x2 entries
     assert out.parts["fsp"].item() == pytest.approx(0.5 * expected, rel=1e-5)
+
+
+def test_default_scale_in_value_and_gradient() -> None:
+    # one sample, h·w = 2 positions; F1: 1 channel, F2: 2 channels -> G is 1x2
+    # teacher F1 = (1, 1), F2 = ((2, 0), (1, 1)) -> G_T = (1, 1); student F1 = (1, 0), F2 = ((1, 1), (0, 2))
+    # -> G_S = (½, 0); λ = 1: L = ((½)² + 1²) / 2 entries = 0.625 (the Frobenius sum would be 1.25)
+    # dL/dG_S = −2 (G_T − G_S) / 2 = (−½, −1); G_j = Σ_p F1_p F2_jp / 2, so
+    # dL/dF1 = (−½ · (1, 1) − 1 · (0, 2)) / 2 = (−¼, −1¼) and dL/dF2 = (−½, −1)ᵀ (1, 0) / 2 = ((−¼, 0), (−½, 0))
+    first = torch.tensor([[[[1.0, 0.0]]]], requires_grad=True)
+    second = torch.tensor([[[[1.0, 1.0]], [[0.0, 2.0]]]], requires_grad=True)
+    teacher = Outputs(torch.zeros(1, 5), {"x": torch.tensor([[[[1.0, 1.0]]]]),
+                                         "y": torch.tensor([[[[2.0, 0.0]], [[1.0, 1.0]]]])})
+    student = Outputs(torch.zeros(1, 5), {"a": first, "b": second})
+    objective = create("fsp", student=[("a", "b")], teacher=[("x", "y")])[0].objective
+    objective.bind(student, teacher)
+    value = objective(Context(Batch(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long)), student, teacher)).total
+    assert value.item() == pytest.approx(0.625, rel=1e-6)
+    value.backward()
+    assert torch.allclose(first.grad.flatten(), torch.tensor([-0.25, -1.25]))
+    assert torch.allclose(second.grad.flatten(), torch.tensor([-0.25, 0.0, -0.5, 0.0]))
 
 
 def test_gradient_of_fsp_matrix() -> None:

@@ -45,7 +45,7 @@ def test_value_matches_loops_over_channel_pairs(degree: int, offset: float) -> N
                        ce_weight=0.0)
     objective.bind(outputs(student, "s"), outputs(teacher, "t"))
     expected = sum(mmd(maps(t), maps(s), degree, offset) for s, t in zip(student, teacher, strict=True)) / len(student)
-    assert float(objective(context(student, teacher)).parts["nst"]) == pytest.approx(25.0 * expected, rel=1e-5)
+    assert float(objective(context(student, teacher)).parts["nst"]) == pytest.approx(50.0 * expected, rel=1e-5)
     assert expected > 0
 
 
@@ -56,7 +56,18 @@ def test_linear_kernel_gives_the_squared_distance_of_the_mean_maps() -> None:
     unit_s = student.flatten(2) / student.flatten(2).norm(dim=2, keepdim=True)
     unit_t = teacher.flatten(2) / teacher.flatten(2).norm(dim=2, keepdim=True)
     expected = (unit_t.mean(dim=1) - unit_s.mean(dim=1)).pow(2).sum(dim=1).mean()
-    assert float(objective(context(student, teacher)).total) == pytest.approx(float(expected), rel=1e-5)
+    assert float(objective(context(student, teacher)).total) == pytest.approx(2.0 * float(expected), rel=1e-5)
+
+
+def test_default_weight_applies_to_the_whole_mmd_in_value_and_gradient() -> None:
+    # one channel each, maps t = (1, 0) and s = (1, 1): t̂·ŝ = 1/√2, MMD² = 1 + 1 − 2 (t̂·ŝ)² = 1; λ = 50 -> 50
+    # dMMD²/ds = −4 (t̂·ŝ) (t̂ − (t̂·ŝ) ŝ) / ‖s‖ = −4/√2 · (½, −½) / √2 = (−1, 1); λ = 50 -> (−50, 50)
+    teacher = torch.tensor([[[[1.0, 0.0]]]])
+    student = torch.tensor([[[[1.0, 1.0]]]], requires_grad=True)
+    value = create("nst", student_layer="s", teacher_layer="t", ce_weight=0.0)(context(student, teacher)).total
+    assert float(value.detach()) == pytest.approx(50.0, rel=1e-5)
+    value.backward()
+    assert torch.allclose(student.grad.flatten(), torch.tensor([-50.0, 50.0]), atol=1e-4)
 
 
 def test_gradients_match_finite_differences() -> None:

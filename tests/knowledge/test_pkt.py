@@ -51,6 +51,44 @@ def test_value_matches_loops() -> None:
     assert expected > 0
 
 
+def unit(degrees: float) -> list[float]:
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+def test_default_weight_gives_the_reference_scale_in_value_and_gradient() -> None:
+    # teacher at 0°, 60°, 120°: K12 = K23 = ¾, K13 = ¼ -> rows p_{·|1} = (¾, ¼), p_{·|2} = (½, ½), p_{·|3} = (¼, ¾)
+    # student at 0°, 120°, 240°: every K = ¼ -> every row (½, ½)
+    # L_PKT = (2 (¾ ln 1.5 + ¼ ln 0.5) + 0) / 3 = 0.0872081; weight 30000/64 = 468.75 -> 40.8788
+    # dL/dK^S_{ij} = −(1/B)(p_{ij}/K_{ij} − 1/Σ_l K_{lj}) = ∓1/3 on rows 1 and 3, 0 on row 2; so
+    # dL/dcos_12 = −1/6, dL/dcos_13 = 1/3 and, s_1 a unit vector, dL/ds_1 = (0, −sin 120°/6 − sin 120°/3)
+    # = (0, −√3/4); times 468.75 -> (0, −202.9747)
+    teacher = torch.tensor([unit(0), unit(60), unit(120)])
+    student = torch.tensor([unit(0), unit(120), unit(240)], requires_grad=True)
+    objective = create("pkt", ce_weight=0.0)
+    value = objective(context(student, teacher)).total
+    assert float(value.detach()) == pytest.approx(40.8788, rel=1e-4)
+    value.backward()
+    assert torch.allclose(student.grad[0], torch.tensor([0.0, -202.9747]), atol=1e-3)
+
+
+def test_default_weight_matches_the_released_code_at_its_batch_size() -> None:
+    """The authors' code: mean over all B x B entries, diagonal kept, weighted 30000 at batch size 64."""
+
+    def released(student: torch.Tensor, teacher: torch.Tensor) -> float:
+        def rows(points: torch.Tensor) -> torch.Tensor:
+            unit = points / points.norm(dim=1, keepdim=True)
+            kernel = (unit @ unit.T + 1.0) / 2.0
+            return kernel / kernel.sum(dim=1, keepdim=True)
+
+        p, q = rows(teacher), rows(student)
+        return float((p * ((p + 1e-7) / (q + 1e-7)).log()).mean())
+
+    generator = torch.Generator().manual_seed(3)
+    teacher, student = torch.randn(64, 16, generator=generator).relu(), torch.randn(64, 8, generator=generator).relu()
+    value = float(create("pkt", ce_weight=0.0)(context(student, teacher)).total)
+    assert value == pytest.approx(30000 * released(student, teacher), rel=0.05)  # the diagonal: O(1/B)
+
+
 def test_conditional_rows_are_distributions_and_scale_does_not_matter() -> None:
     embeddings = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
     rows = conditional_probabilities(embeddings)

@@ -10,9 +10,17 @@ student S ``(B, C_s, H', W')`` mapped by a connector r (1×1 convolution + Batch
 
 with ρ(x) = 1[x > 0] the teacher's activation indicator, σ = ReLU and μ the margin: a student neuron is
 pushed above +μ where the teacher's is active and below −μ where it is not (a hinge on the activation
-boundary). Summed over layer pairs, squared L2 per sample, batch mean. As in the paper the transfer is
-an initialization: stage ``init`` minimizes L_AB only (student and connectors), then stage ``train``
-trains on the task with cross-entropy, or with KD when ``alpha`` is given.
+boundary). Squared L2 per sample, batch mean, over n layer pairs listed from shallow to deep:
+
+    L = w · Σ_{j=1..n} 2^{j−n} L_AB,j          (the deepest pair weighs 1, each shallower one half the next)
+
+As in the paper the transfer is an initialization: stage ``init`` minimizes L only (student and
+connectors), then stage ``train`` trains on the task with cross-entropy, or with KD when ``alpha`` is given.
+
+Scale, as in the authors' released code (bhheo/AB_distillation, reused by RepDistiller): the per-sample
+sums are halved from layer to layer towards the input and multiplied by w = 3/1000 (their CIFAR script;
+``loss / 1000 * 3``), for SGD at the task's learning rate. With w = 1 the init stage's gradient would be
+~10⁴ times a cross-entropy gradient on a Fashion-MNIST CNN pair.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ def _connector(student: torch.Size, teacher: torch.Size, where: str) -> nn.Modul
 
 
 class ActivationBoundary(Term):
-    """Σ_j L_AB(r_j(S_j), T_j) over pairs of student/teacher pre-activation taps, one connector r_j each."""
+    """Σ_j 2^{j−n} L_AB(r_j(S_j), T_j) over n pairs of pre-activation taps (shallow to deep), one connector each."""
 
     def __init__(self, student: list[str], teacher: list[str], margin: float, weight: float) -> None:
         super().__init__("ab", weight)
@@ -74,9 +82,9 @@ class ActivationBoundary(Term):
         teacher = context.require_teacher(self.name)
         total = context.student.logits.new_zeros(())
         pairs = zip(self.connectors, self.student_paths, self.teacher_paths, strict=True)
-        for connector, student_path, teacher_path in pairs:
+        for depth, (connector, student_path, teacher_path) in enumerate(reversed(list(pairs))):
             connected = connector(context.student.get(student_path))
-            total = total + activation_boundary_loss(connected, teacher.get(teacher_path), self.margin)
+            total = total + activation_boundary_loss(connected, teacher.get(teacher_path), self.margin) / 2**depth
         return total
 
 
@@ -86,15 +94,16 @@ def ab(
     teacher: Annotated[list[str], Field(min_length=1)],
     margin: Annotated[float, Field(ge=0)] = 1.0,
     init_epochs: Annotated[int, Field(ge=1)] = 5,
-    weight: Annotated[float, Field(gt=0)] = 1.0,
+    weight: Annotated[float, Field(gt=0)] = 3e-3,
     alpha: Annotated[float, Field(ge=0, le=1)] | None = None,
     temperature: Annotated[float, Field(gt=0)] = 4.0,
 ) -> list[Stage]:
     """Stage ``init`` (L_AB only, ``init_epochs`` epochs), then stage ``train`` (CE, or KD if ``alpha`` is set).
 
     Args:
-        student / teacher: pre-activation taps matched pair by pair, e.g. ``["stage2.relu1:input"]``.
-        margin: μ. weight: scale of L_AB. alpha / temperature: KD in the second stage.
+        student / teacher: pre-activation taps matched pair by pair, from shallow to deep, e.g.
+            ``["stage2.relu1:input", "stage3.relu1:input"]``.
+        margin: μ. weight: w, the scale of the layer-weighted sum. alpha / temperature: KD in the second stage.
     """
     check_pairs("ab", student, teacher, what="pre-activation taps")
     train = Objective(CE()) if alpha is None else kd(temperature, alpha)

@@ -15,6 +15,10 @@ With D: ``(B, D) -> (B, 1)`` a small MLP giving logits and σ the sigmoid:
 
 D̄ is the discriminator evaluated with detached parameters (``torch.func.functional_call``), so L_G
 moves only the student and its adapter, and L_D, fed a detached student feature, moves only D.
+
+The paper released no code; the default weights (all 1) are not tuned against one. On a Fashion-MNIST CNN
+pair with the default logits, L_2 starts at ~80 times CE's gradient (the squared distance of K logits of a
+trained teacher) and L_G at ~0.3 times; lower ``distance_weight`` where CE should lead.
 """
 
 from __future__ import annotations

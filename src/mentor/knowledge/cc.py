@@ -15,6 +15,14 @@ expansion:
 
 The paper writes the mixture as α·CE + (1 − α)·KD + β·L_CC, i.e. w_CE = α and w_KD = 1 − α (defaults here
 0.1 / 0.9 as in ``kd``; β = ``cc_weight``, γ = 0.4, P = 2).
+
+The authors released no code for this loss. β = 100 is the weight of the one public implementation of
+this exact formula (Knowledge-Distillation-Zoo, AberHu: unit embeddings, the P = 2 expansion with γ = 0.4,
+the mean squared difference of the two B x B matrices, beside CE). Other public weights belong to other
+losses: RepDistiller's β = 0.02 multiplies a different correlation loss (products of neighbouring
+samples' absolute differences), and torchdistill's 0.003 multiplies the unsquared norm of unnormalized
+128-wide embeddings. On a Fashion-MNIST CNN pair β = 0.02 would give this term ~1/800 of CE's gradient
+(no effect); β = 100 gives it ~6 times CE's.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ def cc(
     teacher_layer: str = "flatten",
     gamma: Annotated[float, Field(gt=0)] = 0.4,
     order: Annotated[int, Field(ge=0, le=10)] = 2,
-    cc_weight: Annotated[float, Field(ge=0)] = 0.02,
+    cc_weight: Annotated[float, Field(ge=0)] = 100.0,
     ce_weight: Annotated[float, Field(ge=0)] = 0.1,
     kd_weight: Annotated[float, Field(ge=0)] = 0.9,
     temperature: Annotated[float, Field(gt=0)] = 4.0,

@@ -5,7 +5,8 @@ Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", a
     L = (1 − α) · CE(y, softmax(z_S)) + α · τ² · KL(softmax(z_T/τ) || softmax(z_S/τ))
 
 Shapes: student and teacher logits ``(B, K)``, labels ``(B,)``. The τ² factor keeps the soft term's
-gradients on the same scale as the hard term's for any τ.
+gradients on the same scale as the hard term's for any τ. Defaults τ = 4, α = 0.9 (CE 0.1, KL 0.9) and the
+batch-mean KL are those of RepDistiller's and mdistiller's CIFAR-100 KD.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ arXiv:1903.12136, mix it with the hard-label cross-entropy:
 
 Shapes: student and teacher logits ``(B, K)`` (same K), labels ``(B,)``. ``alpha=0`` (the default) is
 Ba & Caruana's pure logit regression.
+
+Scale: neither paper released code; the distance is the papers' squared L2 over the K logits. Against a
+trained teacher its gradient starts at ~80 times a cross-entropy gradient (Fashion-MNIST CNN pair), so
+with 0 < α < 1 the regression leads until the logits match; the default α = 0 has no CE to balance.
 """
 
 from __future__ import annotations

@@ -13,7 +13,11 @@ f^k ← f^k / ‖f^k‖₂. The squared MMD between the two sets of maps under t
 with the polynomial kernel k(x, y) = (xᵀy + c)^d (the paper's choice: d = 2, c = 0). Averaged over the
 batch,
 
-    L = w_CE · CE + λ/2 · L_MMD²(F_T, F_S)
+    L = w_CE · CE + λ · L_MMD²(F_T, F_S)
+
+The paper writes λ/2 · L_MMD²; the authors' released code (TuSimple/neuron-selectivity-transfer, MXNet:
+``mmd_poly`` scaled by λ = 50 on the last block's maps, beside CE) and RepDistiller (β = 50) both apply λ
+to L_MMD² itself, without the ½; so does this implementation, with the same λ = 50.
 """
 
 from __future__ import annotations
@@ -80,6 +84,6 @@ def nst(
     weight: Annotated[float, Field(ge=0)] = 50.0,
     ce_weight: Annotated[float, Field(ge=0)] = 1.0,
 ) -> Objective:
-    """Hard-label CE plus λ/2 · MMD² with the polynomial kernel (``weight`` is λ)."""
-    return Objective(CE(weight=ce_weight),
-                     NeuronSelectivityTransfer(student_layer, teacher_layer, degree, offset, weight / 2))
+    """Hard-label CE plus λ · MMD² with the polynomial kernel (``weight`` is λ)."""
+    selectivity = NeuronSelectivityTransfer(student_layer, teacher_layer, degree, offset, weight)
+    return Objective(CE(weight=ce_weight), selectivity)

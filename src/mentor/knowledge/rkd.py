@@ -14,8 +14,10 @@ student's embedding of sample i (the tapped tensor flattened, ``(B, D_t)`` and `
     L = w_CE · CE + λ_D · L_RKD-D + λ_A · L_RKD-A
 
 l_δ is the Huber loss with δ = 1 (``smooth_l1``). The paper sums over pairs/triplets; the mean used here
-only rescales λ and is what the paper's defaults λ_D = 25, λ_A = 50 were tuned with. The potentials
-cost O(B² D) and O(B³ + B² D) memory.
+only rescales λ and is what the paper's defaults λ_D = 25, λ_A = 50 were tuned with. The reference code
+(RepDistiller, from the authors') averages over all B² pairs and B³ triplets, the degenerate ones included
+(they agree in both spaces and add zeros): a factor 1 + O(1/B) from the means over distinct ones here.
+The potentials cost O(B² D) and O(B³ + B² D) memory.
 """
 
 from __future__ import annotations

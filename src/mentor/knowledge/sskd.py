@@ -221,7 +221,8 @@ def sskd(
         keep_wrong_transformed / keep_wrong_ss: fraction of wrongly predicted rotated rows kept in L_T / L_ss.
         student_embedding / teacher_embedding: tap paths of the embeddings the SS heads read.
 
-    Weights, temperatures and keep fractions default to the authors' CIFAR-100 settings.
+    Weights, temperatures and keep fractions default to the authors' released CIFAR-100 settings
+    (xuguodong03/SSKD), with the same batch-mean τ²·KL for L_KD, L_T and L_ss.
     """
     rotated = TransformedPass(student_embedding, teacher_embedding)
     teacher_head = ProjectionHead()
