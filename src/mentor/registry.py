@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import pydantic
 
-from mentor.errors import MentorError, nearest, unknown
+from mentor.errors import MentorError, nearest, shown, unknown
 
 T = TypeVar("T")
 
@@ -84,9 +84,10 @@ def call_validated(kind: str, name: str, function: Callable[..., Any], args: tup
             close = nearest(key, valid)
             hint = f"; nearest: {', '.join(close)}" if close else ""
             listing = ", ".join(valid) or "none"
-            raise MentorError(f"unknown parameter {key!r} of {kind} {name!r}{hint} (valid: {listing})")
+            raise MentorError(f"unknown parameter {shown(key)} of {kind} {name!r}{hint} (valid: {listing})")
     try:
-        return pydantic.validate_call(config={"arbitrary_types_allowed": True})(function)(*args, **params)
+        config = pydantic.ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False)
+        return pydantic.validate_call(config=config)(function)(*args, **params)
     except pydantic.ValidationError as error:
         errors = error.errors()
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo explains a "missing"
@@ -94,5 +95,5 @@ def call_validated(kind: str, name: str, function: Callable[..., Any], args: tup
         if first["type"].startswith("missing"):
             raise MentorError(f"The {key!r} parameter of {name} is required; add it to its params") from None
         raise MentorError(
-            f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {first.get('input')!r} instead."
+            f"The {key!r} parameter of {name} is invalid: {first['msg']}. Got {shown(first.get('input'))} instead."
         ) from None

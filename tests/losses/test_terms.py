@@ -60,7 +60,7 @@ def test_shape_mismatch_without_adapter_suggests_one() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: KL(temperature=0), "'temperature' parameter of kl must be a float > 0. Got 0"),
+        (lambda: KL(temperature=0), "'temperature' parameter of kl must be a float > 0 and <= 1e\\+06. Got 0"),
         (lambda: Distance(norm=0.5), "'norm' parameter \\(N\\) of distance must be a number >= 1"),
         (lambda: Distance(power=0), "'power' parameter \\(P\\) of distance must be a number > 0"),
         (lambda: CE(weight=-1), "'weight' parameter of ce must be a float >= 0. Got -1"),

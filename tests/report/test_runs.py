@@ -72,8 +72,8 @@ def test_multi_stage_roles_use_the_last_stage_in_metrics_order(run_dir: Path, tm
 
 
 def test_roles_come_from_folders_for_other_layouts(tmp_path: Path) -> None:
-    recipe = {"name": "peers", "data": {"name": "digits", "limit": 40}, "peers": [{"model": "mlp-tiny"},
-                                                                                {"model": "mlp-small"}]}
+    recipe = {"name": "peers", "data": {"name": "digits", "limit": 40}, "scheme": {"name": "dml"},
+              "peers": [{"model": "mlp-tiny"}, {"model": "mlp-small"}]}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     torch.manual_seed(0)
     peers = {"peer0": create("mlp-tiny", 10, (1, 8, 8)), "peer1": create("mlp-small", 10, (1, 8, 8))}
@@ -104,7 +104,7 @@ def test_missing_and_non_run_directories(tmp_path: Path) -> None:
         Run.open(tmp_path / "nowhere")
     with pytest.raises(MentorError, match="not a run directory"):
         Run.open(tmp_path)
-    (tmp_path / "recipe.yaml").write_text("name: x\n")
+    (tmp_path / "recipe.yaml").write_text("name: x\nscheme: {name: dml}\npeers: [{model: mlp-tiny}]\n")
     with pytest.raises(MentorError, match="no results"):
         Run.open(tmp_path)
 

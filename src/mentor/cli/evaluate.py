@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mentor.cli.run import add_trust_code
 from mentor.data import ArrayDataset
 from mentor.errors import MentorError
 from mentor.report.runs import Run
@@ -17,6 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--root", metavar="DIR", help="directory holding the --data files")
     evaluate.add_argument("--role", help="which model (default: student-distilled; see the run's roles)")
     evaluate.add_argument("--seed", type=int, help="which seed's model (default: the first seed)")
+    add_trust_code(evaluate)
     evaluate.set_defaults(handler=command_eval)
 
 
@@ -50,7 +52,7 @@ def compatible_test_set(run: Run, seed: int, name: str, root: str | None) -> tup
 def command_eval(args: argparse.Namespace) -> int:
     from mentor.engine import evaluate
 
-    run = Run.open(args.run)
+    run = Run.open(args.run, args.trust_code)
     role = args.role or run.default_role()
     seed = args.seed if args.seed is not None else run.seeds()[0]
     run.check(role, seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mentor.cli.run import add_trust_code
 from mentor.export import FORMATS
 
 
@@ -15,6 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--role", help="which model (default: student-distilled; see the run's roles)")
     export.add_argument("--seed", type=int, help="which seed's model (default: the first seed)")
     export.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/export/ROLE-seedS.onnx|.pt)")
+    add_trust_code(export)
     export.set_defaults(handler=command_export)
 
 
@@ -22,7 +24,7 @@ def command_export(args: argparse.Namespace) -> int:
     from mentor.export import export
     from mentor.report.runs import Run
 
-    run = Run.open(args.run)
+    run = Run.open(args.run, args.trust_code)
     role = args.role or run.default_role()
     seed = args.seed if args.seed is not None else run.seeds()[0]
     run.check(role, seed)

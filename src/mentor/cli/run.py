@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -13,13 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from mentor.engine import MetricsLog
+from mentor.engine import MetricsLog, rundir
 from mentor.engine.distributed import World, barrier, broadcast_object, world
-from mentor.engine.metrics import Sink
-from mentor.errors import MentorError
+from mentor.engine.metrics import Sink, finite_or_null
+from mentor.errors import MentorError, describe_os_error
 from mentor.pipelines.distill import Result
-from mentor.recipes import Recipe, load_recipe, validate
-from mentor.recipes.load import read_yaml
+from mentor.recipes import Recipe, load_recipe, read_run_recipe
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -28,28 +27,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a recipe key, e.g. train.epochs=5")
-    run.add_argument("--force", action="store_true", help="replace an existing run directory")
+    run.add_argument("--force", action="store_true", help="replace an existing run directory (only one Mentor made)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_code(run)
     run.set_defaults(handler=command_run)
     resume = commands.add_parser("resume", help="continue an interrupted run from its last checkpoints")
     resume.add_argument("run_dir", help="the run directory of the interrupted run")
     resume.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_code(resume)
     resume.set_defaults(handler=command_resume)
 
 
-def _prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise MentorError(f"--out {str(out)!r} is a file, not a directory; choose another --out")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise MentorError(f"run directory {str(out)!r} already exists; "
-                              "choose another --out or pass --force to replace it")
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MentorError(f"cannot create the run directory {str(out)!r} ({error.strerror}); "
-                          "choose another --out") from None
+def add_trust_code(command: argparse.ArgumentParser) -> None:
+    """The ``--trust-code`` consent flag (see :mod:`mentor.models.trust`)."""
+    command.add_argument("--trust-code", action="store_true",
+                         help="allow models named package.module:callable that no installed package declares "
+                              "(this imports and runs that code: only for recipes you trust)")
 
 
 def _default_out(name: str) -> Path:
@@ -62,17 +55,17 @@ def _default_out(name: str) -> Path:
     return out
 
 
-def _planned(recipe: Recipe, progress: bool) -> Callable[..., Result]:
+def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., Result]:
     """Build and check every piece of the run (nothing is written yet); the function that runs it."""
     from mentor.pipelines.collaborate import check_peers, run_peers
     from mentor.pipelines.distill import check, run
     from mentor.recipes.build import build_job, build_peers_job
 
     if recipe.scheme is not None:
-        peers_job = build_peers_job(recipe, progress)
+        peers_job = build_peers_job(recipe, progress, trust_code)
         check_peers(peers_job)
         return functools.partial(run_peers, peers_job)
-    job = build_job(recipe, progress)
+    job = build_job(recipe, progress, trust_code)
     check(job)
     return functools.partial(run, job)
 
@@ -100,7 +93,8 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
     if not current.is_main:  # under torchrun rank 0 alone writes the summary and prints the table
         return 0
     summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False),
+                                      encoding="utf-8")
     print()
     print(result.table())
     print(f"\n{elapsed:.1f} s; run directory: {out}")
@@ -109,44 +103,50 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
 
 def command_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.set)
-    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
+    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
     current = world()  # under torchrun: rank 0 names and prepares the run directory, the others wait for it
     out = Path(args.out) if args.out else _default_out(recipe.name)
+    resolved = recipe.model_dump(mode="json")
     problem, sinks = None, []
-    if current.is_main:
-        try:
-            sinks = _sinks(recipe, out)
-            _prepare_out(out, args.force)
-            (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False),
-                                             encoding="utf-8")
-        except MentorError as error:
-            problem = str(error)
-    out, problem = broadcast_object((str(out), problem), current)
-    if problem is not None:
-        raise MentorError(problem)
-    out = Path(out)
-    if current.is_main:
-        print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
-    return _execute(recipe, execute, out, resume=False, current=current, sinks=sinks)
+    with contextlib.ExitStack() as held:  # rank 0 holds the run directory's lock until the run ends
+        if current.is_main:
+            try:
+                sinks = _sinks(recipe, out)
+                held.enter_context(rundir.prepared(out, args.force, resolved))
+                (out / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+            except MentorError as error:
+                problem = str(error)
+            except OSError as error:
+                problem = describe_os_error(error)
+        out, problem = broadcast_object((str(out), problem), current)
+        if problem is not None:
+            raise MentorError(problem)
+        out = Path(out)
+        if current.is_main:
+            print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
+        return _execute(recipe, execute, out, resume=False, current=current, sinks=sinks)
 
 
 def command_resume(args: argparse.Namespace) -> int:
     out = Path(args.run_dir)
-    if not (out / "recipe.yaml").is_file():
-        raise MentorError(f"{str(out)!r} is not a run directory (no recipe.yaml); give the --out of a `mentor run`")
-    recipe = validate(read_yaml(out / "recipe.yaml"))
-    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty())
+    recipe = read_run_recipe(out)
+    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
     current = world()
     problem, sinks = None, []
-    if current.is_main:
-        try:
-            sinks = _sinks(recipe, out)
-        except MentorError as error:
-            problem = str(error)
-    problem = broadcast_object(problem, current)
-    if problem is not None:
-        raise MentorError(problem)
-    if current.is_main:
-        print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
-    barrier(current)
-    return _execute(recipe, execute, out, resume=True, current=current, sinks=sinks)
+    with contextlib.ExitStack() as held:
+        if current.is_main:
+            try:
+                held.enter_context(rundir.locked(out))
+                rundir.check_unchanged(out, recipe.model_dump(mode="json"))
+                sinks = _sinks(recipe, out)
+            except MentorError as error:
+                problem = str(error)
+            except OSError as error:
+                problem = describe_os_error(error)
+        problem = broadcast_object(problem, current)
+        if problem is not None:
+            raise MentorError(problem)
+        if current.is_main:
+            print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
+        barrier(current)
+        return _execute(recipe, execute, out, resume=True, current=current, sinks=sinks)

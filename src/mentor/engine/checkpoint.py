@@ -3,7 +3,8 @@
 A checkpoint file holds the serialized state as a byte tensor next to its SHA-256, so a damaged file
 is detected before it is unpickled. Writing goes to a temporary file that is fsynced and renamed over
 the target, so a crash leaves the old file or the new one, never half of one. ``rotate=True`` keeps the
-previous version as ``<name>.prev.pt``: :func:`load_latest` falls back to it when the newest is damaged.
+previous version as ``<name>.prev.pt`` (a hard link made before the new file replaces the old, so at every
+moment the target exists): :func:`load_latest` falls back to it when the newest is damaged or missing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,25 +52,57 @@ def save(state: dict[str, Any], path: Path, rotate: bool = False) -> None:
     torch.save({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
                 "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, envelope)
     if rotate and path.exists():
-        os.replace(path, previous(path))
+        _keep_previous(path)
     _write_atomic(envelope.getvalue(), path)
 
 
+def _keep_previous(path: Path) -> None:
+    """Make ``<name>.prev.pt`` the current ``path`` without a moment where neither holds a complete file."""
+    link = path.with_name(f".{path.name}.prev.tmp")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(path, link)
+    except OSError:  # a file system without hard links: a copy does the same, slower
+        link.write_bytes(path.read_bytes())
+    os.replace(link, previous(path))
+
+
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely: checksum verified, tensors and plain containers only."""
+    """Read a checkpoint safely: checksum verified, tensors and plain containers only.
+
+    Raises:
+        MentorError: naming the file when it is missing, damaged, not a Mentor checkpoint or crafted.
+    """
     if not path.is_file():
         raise MentorError(f"checkpoint {str(path)!r} does not exist")
+    envelope = _unpickle(path, lambda: torch.load(path, map_location="cpu", weights_only=True))
+    payload = envelope.get("payload") if isinstance(envelope, dict) else None
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise MentorError(f"checkpoint {str(path)!r} is not a Mentor checkpoint (no {FORMAT} header)")
+    well_formed = isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.ndim == 1
+    if not well_formed or not isinstance(envelope.get("sha256"), str):
+        raise MentorError(f"checkpoint {str(path)!r} has a malformed envelope; it is damaged or was not written by "
+                          "Mentor")
+    data = payload.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != envelope["sha256"]:
+        raise MentorError(f"checkpoint {str(path)!r} is corrupt (checksum mismatch)")
+    state = _unpickle(path, lambda: torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    if not isinstance(state, dict):
+        raise MentorError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a Mentor state")
+    return state
+
+
+def _unpickle(path: Path, read: Callable[[], Any]) -> Any:
     try:
-        envelope = torch.load(path, map_location="cpu", weights_only=True)
+        return read()
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
         raise MentorError(f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}); "
                           "it is corrupt or not a Mentor checkpoint") from None
-    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
-        raise MentorError(f"checkpoint {str(path)!r} is not a Mentor checkpoint (no {FORMAT} header)")
-    payload = envelope["payload"].numpy().tobytes()
-    if hashlib.sha256(payload).hexdigest() != envelope["sha256"]:
-        raise MentorError(f"checkpoint {str(path)!r} is corrupt (checksum mismatch)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def exists(path: Path) -> bool:
+    """Whether ``path`` or its previous version is there (a crash may leave only the previous one)."""
+    return path.exists() or previous(path).exists()
 
 
 def load_latest(path: Path) -> tuple[dict[str, Any], Path]:

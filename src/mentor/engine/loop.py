@@ -35,7 +35,7 @@ from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_opti
 from mentor.engine.scales import Probe
 from mentor.engine.scales import parameters as probed_parameters
 from mentor.engine.seed import seed_everything
-from mentor.errors import MentorError
+from mentor.errors import MentorError, warn
 from mentor.schemes.base import Scheme
 from mentor.taps import compiled
 from mentor.teachers.frozen import FrozenTeacher
@@ -197,8 +197,10 @@ class _Run:
         for name, model in self.scheme.predictors().items():
             for metric, value in evaluate(model, validation, self.settings.eval_batch_size).items():
                 record[f"val/{name}/{metric}"] = value
-        accuracy = record[f"val/{next(iter(self.scheme.predictors()))}/accuracy"]
-        if accuracy > self.best_accuracy:
+        first = next(iter(self.scheme.predictors()))
+        accuracy = record[f"val/{first}/accuracy"]
+        finite = all(math.isfinite(value) for key, value in record.items() if key.startswith(f"val/{first}/"))
+        if finite and accuracy > self.best_accuracy:  # a non-finite validation loss is never the best
             self.best_accuracy, self.best_epoch, self.best_state = accuracy, record["epoch"], _snapshot(self.scheme)
             self.best_metrics = {k: v for k, v in record.items() if k.startswith("val/")}
             if self.checkpoints is not None and self.world.is_main:
@@ -213,13 +215,18 @@ class _Run:
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "rng": _rng_state(), "epoch": epoch, "epochs": self.settings.epochs, "history": self.history,
             "best": {"accuracy": self.best_accuracy, "epoch": self.best_epoch, "metrics": self.best_metrics},
+            # the best weights too, unless they are this epoch's: a damaged best.pt is rebuilt from here
+            "best_models": self.best_state if self.best_epoch != epoch else None,
         }, self.checkpoints / "last.pt", rotate=True)
 
     def restore(self) -> bool:
         """Continue from ``last.pt`` (or its previous version); ``False`` when there is none."""
-        if self.checkpoints is None or not (self.checkpoints / "last.pt").exists():
+        if self.checkpoints is None or not checkpoint.exists(self.checkpoints / "last.pt"):
             return False
         state, _ = checkpoint.load_latest(self.checkpoints / "last.pt")
+        if state["epoch"] > self.settings.epochs:
+            raise MentorError(f"the checkpoint in {self.checkpoints} has trained {state['epoch']} epochs, more than "
+                              f"the {self.settings.epochs} asked for now; resume with the epochs the run started with")
         _load_models(self.scheme, state["models"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
@@ -229,9 +236,25 @@ class _Run:
         self.start_epoch, self.history = state["epoch"], list(state["history"])
         best = state["best"]
         self.best_accuracy, self.best_epoch, self.best_metrics = best["accuracy"], best["epoch"], best["metrics"]
-        if self.best_epoch and (self.checkpoints / "best.pt").exists():
-            self.best_state = checkpoint.load(self.checkpoints / "best.pt")["models"]
+        if self.best_epoch:
+            self.best_state = self._restore_best(state)
         return True
+
+    def _restore_best(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The best weights the checkpoint records; ``best.pt`` is rewritten from them when it is damaged or out of
+        step (a kill between writing it and writing ``last.pt``)."""
+        path = self.checkpoints / "best.pt"  # type: ignore[operator]
+        if "best_models" not in state:  # written before last.pt kept the best weights: best.pt is the only copy
+            return checkpoint.load(path)["models"]
+        best = state["models"] if state["best_models"] is None else state["best_models"]
+        try:
+            saved_epoch = checkpoint.load(path).get("epoch")
+        except MentorError as error:
+            warn(f"{error}; rebuilt it from last.pt")
+            saved_epoch = None
+        if saved_epoch != self.best_epoch:
+            checkpoint.save({"models": best, "epoch": self.best_epoch}, path)
+        return best
 
     def batches(self, train: ArrayDataset) -> Iterator[tuple[int, BatchIterator]]:
         # a last batch of a few samples would make batch statistics (BatchNorm, relational methods) degenerate

@@ -1,13 +1,46 @@
-"""Metrics written as JSON lines, one record per epoch (and per event), flushed as they come."""
+"""Metrics written as JSON lines, one record per epoch (and per event), flushed as they come.
+
+Every line is strict JSON (a non-finite number is written as ``null``). A kill or a full disk can leave the last
+line half written: it is dropped, with a warning, before the next record is appended and when the file is read.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from mentor.errors import MentorError
+from mentor.errors import MentorError, warn
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line that has no newline (what a kill or a full disk leaves) off ``path``, with a warning."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as file:
+        file.seek(-1, os.SEEK_END)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        data = file.read()
+        keep = data.rfind(b"\n") + 1
+        file.truncate(keep)
+    warn(f"dropped the unfinished last line of {str(path)!r} ({len(data) - keep} bytes; a run was interrupted "
+         "while writing it)")
 
 
 class Sink(Protocol):
@@ -32,6 +65,8 @@ class MetricsLog:
         self.fields = fields
         self.sinks = list(sinks)
         self.records: list[dict[str, Any]] = []
+        if path is not None:
+            drop_torn_tail(path)
 
     def bind(self, **fields: Any) -> MetricsLog:
         """A log writing to the same file and sinks with extra fixed fields (``run="student"``)."""
@@ -45,7 +80,7 @@ class MetricsLog:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(record, sort_keys=False) + "\n")
+                file.write(json.dumps(finite_or_null(record), sort_keys=False, allow_nan=False) + "\n")
         for sink in self.sinks:
             sink.write(record)
         return record
@@ -56,29 +91,60 @@ class MetricsLog:
             sink.close()
 
     def drop_after(self, stage: str, epoch: int) -> None:
-        """Forget this log's records of ``stage`` past ``epoch`` (a resumed run writes them again)."""
+        """Forget this log's records of ``stage`` past ``epoch`` (a resumed run writes them again).
+
+        A line that is not a record is dropped too, with a warning: every record is rewritten from the
+        checkpoints when its stage resumes.
+        """
         def stale(record: dict[str, Any]) -> bool:
             mine = all(record.get(k) == v for k, v in self.fields.items())
             return mine and record.get("stage") == stage and record.get("epoch", 0) > epoch
 
         self.records[:] = [r for r in self.records if not stale(r)]
         if self.path is not None and self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and not stale(json.loads(line))]
+            lines, _ = _lines(self.path)
+            kept = [line for line, record in lines if record is not None and not stale(record)]
+            damaged = sum(record is None for _, record in lines)
+            if damaged:
+                warn(f"dropped {damaged} damaged line(s) of {str(self.path)!r}; their stages write them again "
+                     "from the checkpoints")
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
             temporary.replace(self.path)
 
 
+def _record(line: str) -> dict[str, Any] | None:
+    """The record on ``line``, or ``None`` when it is not a JSON object."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _lines(path: Path) -> tuple[list[tuple[str, dict[str, Any] | None]], bool]:
+    """The non-empty lines of ``path`` with their records (``None`` for a damaged line), and whether the last
+    line is unfinished (no newline)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise MentorError(f"cannot read {str(path)!r}: {error.strerror}") from None
+    lines = [(line, _record(line)) for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines, bool(data) and not data.endswith(b"\n")
+
+
 def read(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics file (none when it does not exist); a damaged line is a clear error."""
+    """All records of a metrics file (none when it does not exist).
+
+    An unfinished last line (a kill or a full disk) is left out; any other damaged line is a one-line error.
+    """
     if not path.is_file():
         return []
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise MentorError(f"{str(path)!r} line {number} is not valid JSON; the file is corrupt") from None
-    return records
+    lines, torn = _lines(path)
+    if torn and lines[-1][1] is None:
+        lines = lines[:-1]
+    for number, (_, record) in enumerate(lines, start=1):
+        if record is None:
+            raise MentorError(f"{str(path)!r} record {number} is not a JSON object; the file is damaged "
+                              "(`mentor resume` rewrites the records of a run from its checkpoints)")
+    return [record for _, record in lines if record is not None]

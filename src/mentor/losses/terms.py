@@ -122,10 +122,14 @@ class CE(Term):
         return F.cross_entropy(context.student.logits, context.batch.targets, label_smoothing=self.label_smoothing)
 
 
+MAX_TEMPERATURE = 1e6  # τ² multiplies the loss: beyond this it overflows long before it means anything
+
+
 def check_temperature(temperature: float, owner: str) -> float:
-    """Validate τ > 0 with the library's error wording."""
-    if not isinstance(temperature, (int, float)) or temperature <= 0:
-        raise MentorError(f"The 'temperature' parameter of {owner} must be a float > 0. Got {temperature!r} instead.")
+    """Validate 0 < τ <= 1e6 with the library's error wording."""
+    if not isinstance(temperature, (int, float)) or not 0 < temperature <= MAX_TEMPERATURE:
+        raise MentorError(f"The 'temperature' parameter of {owner} must be a float > 0 and <= {MAX_TEMPERATURE:g}. "
+                          f"Got {temperature!r} instead.")
     return float(temperature)
 
 

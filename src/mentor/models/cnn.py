@@ -7,11 +7,13 @@ is larger than 1×1), ``pool`` (global average), ``flatten``, ``head``. Tap ``st
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
 
+from mentor import limits
 from mentor.errors import MentorError
 
 
@@ -49,6 +51,10 @@ class CNN(nn.Sequential):
         if len(input_shape) != 3:
             raise MentorError(f"a CNN needs image inputs (C, H, W); got per-sample shape {tuple(input_shape)}: "
                               "use an mlp model for vectors")
+        limits.check(len(channels) * depth, limits.MODEL_LAYERS, "convolutions")
+        widths = [input_shape[0], *channels]
+        convolutions = sum(9 * a * b + 9 * (depth - 1) * b * b + 2 * depth * b for a, b in itertools.pairwise(widths))
+        limits.check(convolutions + (widths[-1] + 1) * num_classes, limits.MODEL_PARAMETERS, "parameters")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels, size = input_shape[0], min(input_shape[1:])
         for index, width in enumerate(channels, start=1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -10,9 +9,10 @@ from typing import Any
 
 from torch import nn
 
-from mentor.errors import MentorError, nearest
+from mentor.errors import MentorError, clip, shown, unknown
 from mentor.models.cnn import CNN
 from mentor.models.mlp import MLP
+from mentor.models.trust import entry_points, load_entry_point, load_factory
 from mentor.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -36,29 +36,15 @@ MODELS.register("mlp", "MLP with chosen hidden widths (hidden: [...], dropout)")
 MODELS.register("cnn", "CNN with chosen stage widths (channels: [...], depth, dropout)")(CNN)
 
 
-def _import_factory(spec: str) -> Builder:
-    module_name, _, attribute = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise MentorError(f"cannot import model factory module {module_name!r} from {spec!r}: {error}") from None
-    if not hasattr(module, attribute):
-        names = [name for name in dir(module) if not name.startswith("_")]
-        close = nearest(attribute, names)
-        hint = f"; nearest: {', '.join(close)}" if close else ""
-        raise MentorError(f"module {module_name!r} has no callable {attribute!r}{hint}")
-    factory = getattr(module, attribute)
-    if not callable(factory):
-        raise MentorError(f"{spec!r} is not callable; name a function or class that returns an nn.Module")
-    return factory
-
-
 def _call(
     builder: Builder, spec: str, num_classes: int, input_shape: Sequence[int], options: dict[str, Any]
 ) -> nn.Module:
     """Call ``builder`` with the options it accepts, passing num_classes / input_shape where it takes them."""
     target = builder.func if isinstance(builder, partial) else builder
-    signature = inspect.signature(target)
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        raise MentorError(f"model {spec!r} has no inspectable signature; name a Python function or class") from None
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     for key in options:
         if key not in signature.parameters and not accepts_any:
@@ -73,24 +59,44 @@ def _call(
     except MentorError as error:
         raise MentorError(f"model {spec!r}: {error}") from None
     except Exception as error:  # noqa: BLE001 - a user's factory failing is reported, not dumped
-        raise MentorError(f"model {spec!r} could not be built with {sorted(arguments)}: "
-                          f"{type(error).__name__}: {error}") from None
+        raise MentorError(f"model {spec!r} could not be built with {shown(sorted(arguments))}: "
+                          f"{type(error).__name__}: {clip(str(error))}") from None
     if not isinstance(model, nn.Module):
         raise MentorError(f"model factory {spec!r} returned {type(model).__name__}, not an nn.Module")
     return model
 
 
+def resolve(spec: str, trust_code: bool = False) -> Builder:
+    """The builder of a model name: registered, declared by a package's ``mentor.models`` entry point, or (with
+    ``trust_code``) any ``package.module:callable`` (see :mod:`mentor.models.trust`)."""
+    if ":" in spec:
+        return load_factory(spec, trust_code)
+    if spec in MODELS:
+        return MODELS.get(spec)
+    declared = load_entry_point(spec)
+    if declared is None:
+        raise unknown("model", spec, [*MODELS.names(), *entry_points()])
+    return declared
+
+
 def create(
-    spec: str | nn.Module, num_classes: int = 10, input_shape: Sequence[int] = (1, 28, 28), **options: Any
+    spec: str | nn.Module,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (1, 28, 28),
+    *,
+    trust_code: bool = False,
+    **options: Any,
 ) -> nn.Module:
     """Build a model.
 
     Args:
-        spec: a registered name (``mentor list models``), ``"package.module:callable"`` (called with the
-            options, plus ``num_classes``/``input_shape`` if it accepts them), or an ``nn.Module``
-            (returned as it is).
+        spec: a registered name (``mentor list models``), a model an installed package declares in the
+            ``mentor.models`` entry point group, ``"package.module:callable"`` (called with the options, plus
+            ``num_classes``/``input_shape`` if it accepts them; runs code, so only with ``trust_code``), or an
+            ``nn.Module`` (returned as it is).
         num_classes: output width.
         input_shape: per-sample input shape.
+        trust_code: consent to import and run a ``package.module:callable`` that no package declares.
         **options: constructor options (``hidden=[128]``, ``channels=[8, 16]``, ``dropout=0.2``...).
     """
     if isinstance(spec, nn.Module):
@@ -98,8 +104,7 @@ def create(
     if not isinstance(spec, str):
         raise MentorError("a model must be a name, 'package.module:callable' or an nn.Module; "
                           f"got {type(spec).__name__}")
-    builder = _import_factory(spec) if ":" in spec else MODELS.get(spec)
-    return _call(builder, spec, num_classes, input_shape, options)
+    return _call(resolve(spec, trust_code), spec, num_classes, input_shape, options)
 
 
 def count_parameters(model: nn.Module) -> int:

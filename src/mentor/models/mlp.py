@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
+
+from mentor import limits
 
 
 class MLP(nn.Sequential):
@@ -22,8 +25,11 @@ class MLP(nn.Sequential):
     def __init__(
         self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256,), dropout: float = 0.0
     ) -> None:
+        widths = [math.prod(input_shape), *hidden, num_classes]
+        limits.check(len(hidden), limits.MODEL_LAYERS, "hidden layers")
+        limits.check(sum((a + 1) * b for a, b in itertools.pairwise(widths)), limits.MODEL_PARAMETERS, "parameters")
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
-        width = math.prod(input_shape)
+        width = widths[0]
         for index, size in enumerate(hidden, start=1):
             layers[f"fc{index}"] = nn.Linear(width, size)
             layers[f"act{index}"] = nn.ReLU()

@@ -29,7 +29,7 @@ from mentor.engine import (
     latency,
     seed_everything,
 )
-from mentor.errors import MentorError
+from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses import CE, Objective
 from mentor.models import count_parameters
@@ -300,5 +300,13 @@ def check(job: Job) -> None:
             raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
                               f"{data.num_classes} classes; set its num_classes to {data.num_classes}")
     for stage in as_stages(job.plan()):
-        Offline(student, stage.objective, teacher).setup(sample)
+        scheme = Offline(student, stage.objective, teacher)
+        scheme.setup(sample)
+        try:  # one loss on the sample: a parameter that breaks the arithmetic fails here, not after the teacher
+            scheme.loss(sample, 0.0, job.settings.epochs)
+        except MentorError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
+            raise MentorError(f"the knowledge objective ({stage.name}) cannot be computed on a sample batch of "
+                              f"{data.name}: {type(error).__name__}: {clip(str(error))}; check its params") from None
     stage_epochs(as_stages(job.plan()), job.settings.epochs)

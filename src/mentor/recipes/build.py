@@ -14,6 +14,7 @@ from mentor.errors import MentorError
 from mentor.knowledge import Plan
 from mentor.losses import Schedule
 from mentor.models import create
+from mentor.models.trust import check_consent
 from mentor.pipelines.collaborate import PeersJob
 from mentor.pipelines.distill import Job
 from mentor.recipes import schema
@@ -59,13 +60,25 @@ DataLoader = Callable[[int], datasets.Splits]
 ModelBuilder = Callable[[schema.Model], nn.Module]
 
 
-def _data_and_models(recipe: schema.Recipe) -> tuple[DataLoader, ModelBuilder]:
+def check_consent_to_models(recipe: schema.Recipe, trust_code: bool) -> None:
+    """Refuse, naming the recipe key, a model that would import code without the user's consent
+    (:mod:`mentor.models.trust`); checked before anything is loaded."""
+    sections = [(role, section) for role, section in (("teacher", recipe.teacher), ("student", recipe.student))
+                if section is not None]
+    sections += [(f"peers.{index}", peer) for index, peer in enumerate(recipe.peers or [])]
+    for key, section in sections:
+        check_consent(section.model, trust_code, f"recipe key '{key}.model': model")
+
+
+def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoader, ModelBuilder]:
     """A per-seed data loader (the first seed's splits loaded now, so a missing dataset fails early) and a
-    model builder for the dataset's classes and input shape."""
+    model builder for the dataset's classes and input shape (``trust_code``: see :func:`mentor.models.create`)."""
+    check_consent_to_models(recipe, trust_code)
     spec = recipe.data
     first = datasets.load(spec.name, validation=spec.validation, seed=recipe.seeds[0], root=spec.root,
                           limit=spec.limit, normalize=spec.normalize)
     num_classes, input_shape = first.num_classes, first.input_shape
+    _check_jitter(recipe, input_shape)
 
     def load_data(seed: int) -> datasets.Splits:
         if seed == recipe.seeds[0]:
@@ -74,14 +87,28 @@ def _data_and_models(recipe: schema.Recipe) -> tuple[DataLoader, ModelBuilder]:
                              normalize=spec.normalize)
 
     def model(section: schema.Model) -> nn.Module:
-        return create(section.model, **{"num_classes": num_classes, "input_shape": input_shape, **section.options})
+        return create(section.model, **{"num_classes": num_classes, "input_shape": input_shape, **section.options},
+                      trust_code=trust_code)
 
     return load_data, model
 
 
-def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
+def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:
+    """Jitter shifts images by fewer pixels than their side: checked now, not after the teacher has trained."""
+    for key, train in (("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)):
+        if train is None or not train.jitter:
+            continue
+        if len(input_shape) != 3:
+            raise MentorError(f"recipe key '{key}.jitter': jitter shifts images, but {recipe.data.name} has inputs "
+                              f"of shape {tuple(input_shape)}; set {key}.jitter: 0")
+        if train.jitter >= min(input_shape[1:]):
+            raise MentorError(f"recipe key '{key}.jitter': {train.jitter} pixels is not below the image side "
+                              f"({min(input_shape[1:])}); choose a shift of a few pixels")
+
+
+def build_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = False) -> Job:
     """A distillation :class:`Job` whose factories build fresh models and data for each seed."""
-    load_data, model = _data_and_models(recipe)
+    load_data, model = _data_and_models(recipe, trust_code)
     teacher, student, items = recipe.teacher, recipe.student, recipe.knowledge
     if teacher is None or student is None or items is None:
         raise MentorError("a distillation recipe needs teacher, student and knowledge")
@@ -100,9 +127,9 @@ def build_job(recipe: schema.Recipe, progress: bool = True) -> Job:
     )
 
 
-def build_peers_job(recipe: schema.Recipe, progress: bool = True) -> PeersJob:
+def build_peers_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = False) -> PeersJob:
     """A scheme :class:`PeersJob`: the recipe's peers trained together by its scheme."""
-    load_data, model = _data_and_models(recipe)
+    load_data, model = _data_and_models(recipe, trust_code)
     spec, peers = recipe.scheme, recipe.peers
     if spec is None or peers is None:
         raise MentorError("a scheme recipe needs scheme and peers")

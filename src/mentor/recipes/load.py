@@ -9,8 +9,12 @@ from typing import Any
 import pydantic
 import yaml
 
-from mentor.errors import MentorError, nearest, unknown
+from mentor.errors import MentorError, clip, nearest, shown, unknown
+from mentor.recipes.safe_yaml import parse
 from mentor.recipes.schema import Recipe, Section
+
+MAX_BYTES = 1_000_000
+RUN_RECIPE = "recipe.yaml"
 
 
 def builtin_recipes() -> dict[str, Path]:
@@ -19,20 +23,36 @@ def builtin_recipes() -> dict[str, Path]:
     return {Path(str(item)).stem: Path(str(item)) for item in folder.iterdir() if str(item).endswith(".yaml")}
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (safe_load: no code, no custom tags)."""
+def read_text(path: Path, what: str, limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of a small file (a recipe, a run's JSON): a one-line error when it is unreadable, too large
+    or not UTF-8."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as error:
+        raise MentorError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise MentorError(f"{what} {str(path)!r} is larger than {limit // 1_000_000} MB; is it the right file?")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise MentorError(f"{what} {str(path)!r} is not UTF-8 text (byte {data[error.start]:#04x} at offset "
+                          f"{error.start}); save it as UTF-8") from None
+
+
+def read_yaml(path: Path, what: str = "recipe") -> dict[str, Any]:
+    """A YAML mapping from ``path`` (:func:`mentor.recipes.safe_yaml.parse`: no code, no custom tags, no
+    duplicate keys, no alias bombs)."""
+    where = f"{what} {str(path)!r}"
+    try:
+        data = parse(read_text(path, what), where)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
-        raise MentorError(f"recipe {str(path)!r} is not valid YAML{where}: {problem}") from None
-    except OSError as error:
-        raise MentorError(f"cannot read recipe {str(path)!r}: {error.strerror}") from None
+        raise MentorError(f"{where} is not valid YAML{place}: {problem}") from None
     if not isinstance(data, dict):
-        raise MentorError(f"recipe {str(path)!r} must be a mapping of keys (data:, teacher:, ...), "
-                          f"got {type(data).__name__}")
+        raise MentorError(f"{where} must be a mapping of keys (data:, teacher:, ...), got {type(data).__name__}")
     return data
 
 
@@ -49,16 +69,24 @@ def locate(name_or_path: str) -> Path:
     return builtins[name_or_path]
 
 
+def _index(part: str, items: list[Any]) -> int | None:
+    """``part`` as an index of ``items`` (plain ASCII digits, in range), else ``None``."""
+    if part.isascii() and part.isdigit() and len(part) <= len(str(len(items))) and int(part) < len(items):
+        return int(part)
+    return None
+
+
 def _child(node: Any, part: str, key: str, create: bool) -> Any:
     """Step into ``node[part]``: mappings by key, lists by index (a one-item list also by the item's keys)."""
     if isinstance(node, list):
-        if part.isdigit() and int(part) < len(node):
-            return node[int(part)]
+        index = _index(part, node)
+        if index is not None:
+            return node[index]
         if len(node) == 1 and isinstance(node[0], dict):
             return _child(node[0], part, key, create)
-        raise MentorError(f"--set {key}: {part!r} is not an index of a list of {len(node)} items")
+        raise MentorError(f"--set {key}: {shown(part)} is not an index of a list of {len(node)} items")
     if not isinstance(node, dict):
-        raise MentorError(f"--set {key}: {part!r} is inside a value that is not a mapping")
+        raise MentorError(f"--set {key}: {shown(part)} is inside a value that is not a mapping")
     return node.setdefault(part, {}) if create else node
 
 
@@ -71,24 +99,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     if isinstance(data.get("knowledge"), dict):
         data["knowledge"] = [data["knowledge"]]
     for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key:
-            raise MentorError(f"--set expects key=value (e.g. train.epochs=5); got {override!r}")
+        raw_key, sep, raw = override.partition("=")
+        if not sep or not raw_key:
+            raise MentorError(f"--set expects key=value (e.g. train.epochs=5); got {shown(override)}")
+        key = raw_key if len(raw_key) <= 80 and raw_key.isprintable() else shown(raw_key)  # echoed in messages
         try:
-            value = yaml.safe_load(raw)
+            value = parse(raw, f"--set {key}")
         except yaml.YAMLError:
             value = raw
-        *parents, last = key.split(".")
+        *parents, last = raw_key.split(".")
         node: Any = data
         for part in parents:
             node = _child(node, part, key, create=True)
         if isinstance(node, list):
-            if last.isdigit() and int(last) < len(node):
-                node[int(last)] = value
+            index = _index(last, node)
+            if index is not None:
+                node[index] = value
                 continue
             node = _child(node, last, key, create=False) if len(node) != 1 else node[0]
         if not isinstance(node, dict):
-            raise MentorError(f"--set {key}: the parent of {last!r} is not a mapping")
+            raise MentorError(f"--set {key}: the parent of {shown(last)} is not a mapping")
         node[last] = value
     return data
 
@@ -118,7 +148,7 @@ def explain(error: pydantic.ValidationError) -> MentorError:
     # an unknown key usually explains a "missing" one (a typo), so report it first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = tuple(first["loc"])
-    key = ".".join(str(part) for part in location) or "(top level)"
+    key = clip(".".join(str(part) for part in location)) or "(top level)"
     if first["type"] == "extra_forbidden":
         section = _section_at(location)
         valid = sorted(section.model_fields) if section else []
@@ -129,8 +159,9 @@ def explain(error: pydantic.ValidationError) -> MentorError:
         return MentorError(f"recipe: {first['msg'].removeprefix('Value error, ')}")
     if first["type"] == "missing":
         return MentorError(f"recipe key {key!r} is required")
-    received = first.get("input")
-    return MentorError(f"recipe key {key!r}: {first['msg']}; got {received!r}")
+    if first["type"] == "value_error":  # our own validators say what they received
+        return MentorError(f"recipe key {key!r}: {first['msg'].removeprefix('Value error, ')}")
+    return MentorError(f"recipe key {key!r}: {first['msg']}; got {shown(first.get('input'))}")
 
 
 def validate(data: dict[str, Any]) -> Recipe:
@@ -144,3 +175,17 @@ def validate(data: dict[str, Any]) -> Recipe:
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe by built-in name or path."""
     return validate(apply_overrides(read_yaml(locate(name_or_path)), overrides or []))
+
+
+def read_run_recipe(folder: Path) -> Recipe:
+    """The recipe a run directory was made with, validated (``resume``, ``eval``, ``export`` and ``report`` read it
+    here; the models it names are built only through :func:`mentor.models.create`, which asks for consent)."""
+    path = folder / RUN_RECIPE
+    if not path.is_file():
+        raise MentorError(f"{str(folder)!r} is not a run directory (it has no {RUN_RECIPE}); pass a directory "
+                          "written by `mentor run RECIPE --out DIR`")
+    data = read_yaml(path, "run recipe")
+    try:
+        return validate(data)
+    except MentorError as error:
+        raise MentorError(f"{str(path)!r}: {error}") from None

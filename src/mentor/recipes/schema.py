@@ -7,15 +7,23 @@ A recipe maps one to one onto the Python API: ``data`` -> :func:`mentor.data.loa
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from mentor import limits
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+SEED_LIMIT = 2**32  # what NumPy's generator accepts
+
 
 class Section(BaseModel):
-    """Base of every recipe section: unknown keys are rejected, values are checked on assignment."""
+    """Base of every recipe section: unknown keys are rejected, values are checked on assignment, numbers are
+    finite."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -46,8 +54,16 @@ class Optimizer(Section):
 class Scheduler(Section):
     name: Literal["constant", "cosine", "step", "multistep"] = "constant"
     step_size: int = Field(30, gt=0)
-    milestones: list[int] = Field(default_factory=list)
+    milestones: list[int] = Field(default_factory=list, description="epochs (>= 1) after which the rate is "
+                                                                    "multiplied by gamma")
     gamma: float = Field(0.1, gt=0.0)
+
+    @field_validator("milestones")
+    @classmethod
+    def _positive_epochs(cls, value: list[int]) -> list[int]:
+        if any(milestone < 1 for milestone in value):
+            raise ValueError(f"milestones are epoch numbers >= 1; got {value}")
+        return value
 
 
 class Train(Section):
@@ -65,6 +81,16 @@ class Train(Section):
     teacher_cache: bool = Field(True, description="compute a frozen teacher's outputs once per dataset when the "
                                                   "inputs are deterministic (no jitter), instead of every epoch")
 
+    @field_validator("epochs")
+    @classmethod
+    def _sane_epochs(cls, value: int) -> int:
+        return limits.check(value, limits.EPOCHS, "epochs")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _sane_batch(cls, value: int) -> int:
+        return limits.check(value, limits.BATCH, "samples per batch")
+
 
 class Model(Section):
     model: str = Field(description="registered model name (`mentor list models`) or 'package.module:callable'")
@@ -80,6 +106,13 @@ class WeightSchedule(Section):
     warmup: float = Field(0.0, ge=0.0, description="epochs over which the weight rises linearly from 0")
     rampdown_from: float | None = Field(None, ge=0.0, description="epoch at which a linear decrease to 0 starts")
     rampdown_to: float | None = Field(None, ge=0.0, description="epoch at which the weight reaches 0 (default: end)")
+
+    @model_validator(mode="after")
+    def _ramp_goes_forward(self) -> WeightSchedule:
+        start, end = self.rampdown_from, self.rampdown_to
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"rampdown_to ({end}) must come after rampdown_from ({start})")
+        return self
 
 
 class Knowledge(Section):
@@ -105,9 +138,11 @@ class Log(Section):
 
 
 class Recipe(Section):
-    name: str = "recipe"
+    name: str = Field("recipe", description="a plain name (letters, digits, '.', '_', '-'): the default run "
+                                            "directory is runs/NAME-TIMESTAMP")
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="one full run per seed")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="one full run per seed "
+                                                                                    "(distinct, 0 <= seed < 2^32)")
     data: Data = Field(default_factory=Data)
     teacher: Teacher | None = Field(None, description="distillation: the teacher (trained first, or loaded)")
     student: Model | None = Field(None, description="distillation: the student")
@@ -120,6 +155,31 @@ class Recipe(Section):
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
     latency_batch: int = Field(256, gt=0, description="batch size of the inference latency measurement")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not PLAIN_NAME.fullmatch(value):
+            raise ValueError("a name is up to 100 letters, digits, '.', '_' or '-' starting with a letter or digit "
+                             "(it names the run directory, so no '/' or '..')")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        limits.check(len(value), limits.SEEDS, "seeds")
+        outside = [seed for seed in value if not 0 <= seed < SEED_LIMIT]
+        if outside:
+            raise ValueError(f"a seed is an integer from 0 to 2^32 - 1; got {outside[0]}")
+        repeated = sorted(seed for seed, count in Counter(value).items() if count > 1)
+        if repeated:
+            raise ValueError(f"seeds must be distinct (each seed is one full run); {repeated} appear more than once")
+        return value
+
+    @field_validator("latency_batch")
+    @classmethod
+    def _sane_latency_batch(cls, value: int) -> int:
+        return limits.check(value, limits.BATCH, "samples per batch")
 
     @field_validator("knowledge", mode="before")
     @classmethod

@@ -88,7 +88,7 @@ def _mean_curve(runs: list[list[dict[str, Any]]], key: str) -> tuple[list[float]
     xs: list[float] = []
     ys: list[float] = []
     for position in range(max(len(records) for records in runs)):
-        values = [r[position][key] for r in runs if position < len(r) and key in r[position]]
+        values = [r[position][key] for r in runs if position < len(r) and r[position].get(key) is not None]
         if values:
             xs.append(position + 1)
             ys.append(statistics.fmean(values))
@@ -226,9 +226,10 @@ def build_report(runs: list[Run]) -> str:
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
-    """Read the run directories at ``paths`` and write their report to ``out``."""
-    runs = [Run.open(path) for path in paths]
+def write_report(paths: Sequence[str | Path], out: str | Path, trust_code: bool = False) -> Path:
+    """Read the run directories at ``paths`` and write their report to ``out`` (``trust_code``: see
+    :meth:`Run.open`)."""
+    runs = [Run.open(path, trust_code) for path in paths]
     document = build_report(runs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from mentor.data import Splits
 from mentor.engine import checkpoint
 from mentor.engine.metrics import read as read_metrics
-from mentor.errors import MentorError, unknown
+from mentor.errors import MentorError, shown, unknown
 
 RECIPE, METRICS, SUMMARY, CHECKPOINTS = "recipe.yaml", "metrics.jsonl", "summary.json", "checkpoints"
 
@@ -32,16 +31,54 @@ def role_name(name: str) -> str:
     return name.replace(" ", "-")
 
 
-def _read_mapping(path: Path, reader: Any) -> dict[str, Any]:
+Number = (int, float)
+# what each field of summary.json's per-role entries and of a metrics record must hold
+SUMMARY_FIELDS: dict[str, Any] = {"seeds": [int], "accuracy": [Number], "accuracy_mean": Number,
+                                  "accuracy_std": Number, "parameters": int, "latency_ms": Number, "best_epochs": [int]}
+RECORD_FIELDS: dict[str, Any] = {"run": str, "stage": str, "seed": int, "epoch": int}
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    if isinstance(kind, list):
+        return isinstance(value, list) and all(_fits(item, kind[0]) for item in value)
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _check_fields(entry: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+    for key, kind in fields.items():
+        if key in entry and not _fits(entry[key], kind):
+            raise MentorError(f"{where}: {key!r} holds {shown(entry[key])}, not what Mentor writes there; "
+                              "the run directory is damaged")
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    """``summary.json`` checked field by field (``{}`` when the run has none yet)."""
+    from mentor.recipes.load import read_text
+
     if not path.is_file():
         return {}
     try:
-        data = reader(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, yaml.YAMLError):
-        raise MentorError(f"{str(path)!r} cannot be parsed; the run directory is damaged") from None
-    if not isinstance(data, dict):
-        raise MentorError(f"{str(path)!r} must hold a mapping; got {type(data).__name__}")
+        data = json.loads(read_text(path, "run summary"))
+    except (ValueError, RecursionError):
+        raise MentorError(f"{str(path)!r} cannot be parsed; the run directory is damaged "
+                          "(`mentor resume` writes it again)") from None
+    models = data.get("models", {}) if isinstance(data, dict) else None
+    if not isinstance(models, dict) or not all(isinstance(entry, dict) for entry in models.values()):
+        raise MentorError(f"{str(path)!r} must map 'models' to one entry per role; the run directory is damaged")
+    for role, entry in models.items():
+        _check_fields(entry, SUMMARY_FIELDS, f"{str(path)!r}, role {shown(role)}")
     return data
+
+
+def _checked_records(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """Metrics records whose fields hold what Mentor writes (numbers, or null for a non-finite one)."""
+    for number, record in enumerate(records, start=1):
+        _check_fields(record, RECORD_FIELDS, f"{str(path)!r} record {number}")
+        for key, value in record.items():
+            if key.startswith(("train/", "val/")) and value is not None and not _fits(value, Number):
+                raise MentorError(f"{str(path)!r} record {number}: {shown(key)} holds {shown(value)}, not a number; "
+                                  "the file is damaged")
+    return records
 
 
 def _check_weights(model: nn.Module, weights: dict[str, torch.Tensor], role: str, path: Path) -> None:
@@ -72,19 +109,27 @@ class Run:
     recipe: dict[str, Any]
     summary: dict[str, Any]
     records: list[dict[str, Any]]
+    trust_code: bool = False
     _data: dict[int, Splits] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, path: str | Path) -> Run:
-        """Read ``recipe.yaml``, ``metrics.jsonl`` and ``summary.json`` of the run at ``path``."""
+    def open(cls, path: str | Path, trust_code: bool = False) -> Run:
+        """Read ``recipe.yaml``, ``metrics.jsonl`` and ``summary.json`` of the run at ``path``.
+
+        ``trust_code``: consent to build models named ``package.module:callable`` (see :mod:`mentor.models.trust`);
+        without it :meth:`build_model` refuses them, whatever the run was started with.
+        """
+        from mentor.recipes import read_run_recipe
+
         path = Path(path)
         if not path.exists():
             raise MentorError(f"run directory {str(path)!r} does not exist")
-        if not path.is_dir() or not (path / RECIPE).is_file():
-            raise MentorError(f"{str(path)!r} is not a run directory (it has no {RECIPE}); pass a directory "
-                              "written by `mentor run RECIPE --out DIR`")
-        run = cls(path, _read_mapping(path / RECIPE, yaml.safe_load), _read_mapping(path / SUMMARY, json.loads),
-                  read_metrics(path / METRICS))
+        if not path.is_dir():
+            raise MentorError(f"{str(path)!r} is not a run directory; pass a directory written by "
+                              "`mentor run RECIPE --out DIR`")
+        recipe = read_run_recipe(path).model_dump(mode="json")
+        records = _checked_records(read_metrics(path / METRICS), path / METRICS)
+        run = cls(path, recipe, _summary(path / SUMMARY), records, trust_code)
         if not run.roles():
             raise MentorError(f"run directory {str(path)!r} holds no results yet (no {SUMMARY}, {METRICS} or "
                               f"{CHECKPOINTS}); was the run interrupted?")
@@ -187,7 +232,8 @@ class Run:
         path = self.weights_path(role, seed)
         section = self.model_section(role)
         data = self.load_data(seed)
-        model = create(section["model"], data.num_classes, data.input_shape, **(section.get("options") or {}))
+        model = create(section["model"], data.num_classes, data.input_shape, trust_code=self.trust_code,
+                       **(section.get("options") or {}))
         state = checkpoint.load(path)
         models = state.get("models") if isinstance(state.get("models"), dict) else None
         if models is None:

@@ -2,9 +2,19 @@
 
 In offline distillation with deterministic inputs the teacher's outputs never change between epochs,
 so the live teacher forward pass (often most of the cost of a step) is paid once. The outputs are
-stored as ``.npy`` files under ``cache_dir()/teacher-outputs/<key>/`` and memory-mapped; ``<key>`` is
-a SHA-256 of the teacher's weights and buffers, the dataset's inputs, the tapped paths and the
-compression, so a changed teacher or dataset never reads a stale entry.
+stored as ``.npy`` files under ``cache_dir()/teacher-outputs/<key>/`` and memory-mapped.
+
+An entry is never stale and never damaged in use:
+
+- ``<key>`` is a SHA-256 of what the teacher computes as far as it can be hashed (weights, buffers, classes,
+  ``forward`` code, plain attributes and hooks: :func:`mentor.teachers.fingerprint.model_digest`), the dataset's
+  inputs, the tapped paths and the compression;
+- before an entry is used, the live teacher runs on a probe batch spread over the dataset and its outputs must
+  match the cached rows: what no digest sees (a global read in ``forward``) cannot serve old outputs;
+- the ``complete`` file lists the SHA-256 of every array, checked when the entry is opened: a damaged, truncated
+  or missing file is rebuilt, with a warning.
+
+A cache that cannot be written (read-only or full disk) is skipped with a warning: the live teacher serves.
 
 Optional top-k compression keeps the k largest logits of each sample and their indices, plus the
 log-partition function: the softmax of the reconstruction gives the exact probabilities of the top-k
@@ -14,10 +24,10 @@ classes and spreads the remaining mass uniformly over the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +35,18 @@ import torch
 
 from mentor.batch import Outputs
 from mentor.data import ArrayDataset, BatchIterator, cache_dir
-from mentor.errors import MentorError
+from mentor.errors import MentorError, describe_os_error, warn
+from mentor.teachers.fingerprint import model_digest, tensor_digest
 from mentor.teachers.frozen import FrozenTeacher
 
-FORMAT = "teacher-outputs/1"
-_DIGESTS: dict[int, tuple[int, str]] = {}  # id(tensor) -> (version, digest), forgotten with the tensor
-
-
-def tensor_digest(tensor: torch.Tensor, remember: bool = False) -> str:
-    """SHA-256 of a tensor's dtype, shape and bytes.
-
-    With ``remember`` (for large datasets hashed at every fit) the digest is kept while the tensor lives
-    and its version counter is unchanged, so an in-place edit is noticed.
-    """
-    known = _DIGESTS.get(id(tensor))
-    if known is not None and known[0] == tensor._version:
-        return known[1]
-    digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)  # no copy
-    value = digest.hexdigest()
-    if remember:
-        if id(tensor) not in _DIGESTS:
-            weakref.finalize(tensor, _DIGESTS.pop, id(tensor), None)
-        _DIGESTS[id(tensor)] = (tensor._version, value)
-    return value
+FORMAT = "teacher-outputs/2"
+PROBE = 32  # samples of the probe batch
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}  # batch composition changes the last bits of CPU convolutions
 
 
 def cache_key(teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...], top_k: int | None) -> str:
     digest = hashlib.sha256(f"{FORMAT}|{taps}|{top_k}".encode())
-    for name, value in sorted(teacher.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor_digest(value).encode())
+    digest.update(model_digest(teacher.model).encode())
     digest.update(tensor_digest(dataset.inputs, remember=True).encode())
     return digest.hexdigest()[:32]
 
@@ -64,17 +55,62 @@ def _file(path: str) -> str:
     return path.replace("/", "_").replace(":", "__") + ".npy"
 
 
+def _stored(outputs: Outputs, taps: tuple[str, ...], top_k: int | None) -> dict[str, np.ndarray]:
+    """The arrays an entry keeps of one batch of teacher outputs, by file name."""
+    logits = outputs.logits.float()
+    if top_k is not None:
+        values, indices = logits.topk(min(top_k, logits.shape[1]), dim=1)
+        stored = {"topk_values.npy": values, "topk_indices.npy": indices, "logsumexp.npy": logits.logsumexp(dim=1)}
+    else:
+        stored = {"logits.npy": logits}
+    stored.update({_file(path): outputs.features[path] for path in taps})
+    return {name: value.cpu().numpy() for name, value in stored.items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Damaged(Exception):
+    """An entry that cannot be used as it is (the message says why)."""
+
+
 class TeacherCache:
     """Cached outputs of a frozen teacher on one dataset, looked up by sample index."""
 
     def __init__(self, folder: Path, taps: tuple[str, ...], top_k: int | None) -> None:
+        """Open the entry in ``folder``, checking every array against its checksum.
+
+        Raises:
+            Damaged: when the manifest, a checksum or an array does not hold.
+        """
         self.folder, self.taps, self.top_k = folder, taps, top_k
-        self.arrays = {name.name: np.load(name, mmap_mode="r") for name in folder.glob("*.npy")}
+        try:
+            manifest = json.loads((folder / "complete").read_text(encoding="utf-8"))
+            files = manifest["files"]
+            if manifest.get("format") != FORMAT or not isinstance(files, dict):
+                raise Damaged("its manifest is from another version")
+            for name, checksum in files.items():
+                if _sha256(folder / name) != checksum:
+                    raise Damaged(f"{name} does not match its checksum")
+            self.arrays = {name: np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in files}
+        except FileNotFoundError as error:
+            raise Damaged(f"{Path(error.filename or '?').name} is missing") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise Damaged(f"it cannot be read ({type(error).__name__})") from None
 
     @classmethod
     def build(cls, teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...] = (),
-              top_k: int | None = None, batch_size: int = 128, root: Path | None = None) -> TeacherCache:
+              top_k: int | None = None, batch_size: int = 128, root: Path | None = None) -> TeacherCache | None:
         """Load the entry for this teacher, dataset and taps, computing and storing it first if needed.
+
+        A damaged entry, or one whose rows differ from the live teacher's outputs on the probe batch, is rebuilt
+        with a warning. ``None`` (with a warning; the live teacher serves) when the cache cannot be written or the
+        teacher's outputs are not deterministic.
 
         ``batch_size`` of the teacher's passes: a training-sized batch, because CPU convolutions run slower
         per sample over large ones (`mentor bench overhead`: the cnn-medium cache build over Fashion-MNIST
@@ -82,10 +118,40 @@ class TeacherCache:
         """
         if top_k is not None and top_k < 1:
             raise MentorError(f"The 'top_k' parameter of the teacher cache must be an int >= 1. Got {top_k}.")
-        folder = (root or cache_dir() / "teacher-outputs") / cache_key(teacher, dataset, taps, top_k)
-        if not (folder / "complete").exists():
-            cls._compute(teacher, dataset, taps, top_k, batch_size, folder)
-        return cls(folder, taps, top_k)
+        try:
+            folder = (root or cache_dir() / "teacher-outputs") / cache_key(teacher, dataset, taps, top_k)
+            for attempt in ("", "rebuilt "):
+                problem = None
+                if not (folder / "complete").exists():
+                    cls._compute(teacher, dataset, taps, top_k, batch_size, folder)
+                try:
+                    entry = cls(folder, taps, top_k)
+                    problem = entry._probe(teacher, dataset)
+                except Damaged as error:
+                    problem = str(error)
+                if problem is None:
+                    return entry
+                warn(f"the {attempt}teacher-output cache entry {str(folder)!r} is unusable ({problem}); "
+                     + ("rebuilding it" if not attempt else "the live teacher serves instead"))
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError as error:
+            warn(f"the teacher-output cache is skipped, the live teacher serves: {describe_os_error(error)}")
+        return None
+
+    def _probe(self, teacher: FrozenTeacher, dataset: ArrayDataset) -> str | None:
+        """Why the cached rows of a probe batch differ from the live teacher's outputs (``None`` when they match)."""
+        rows = np.unique(np.linspace(0, len(dataset) - 1, min(PROBE, len(dataset))).astype(np.int64))
+        live = _stored(teacher.outputs(dataset.inputs[torch.from_numpy(rows).to(dataset.inputs.device)], self.taps),
+                       self.taps, self.top_k)
+        for name, values in live.items():
+            if name == "topk_indices.npy":  # tied logits may swap places; their values are compared
+                continue
+            cached = self.arrays.get(name)
+            if cached is None or cached.shape[1:] != values.shape[1:] or len(cached) != len(dataset):
+                return f"{name} has the wrong shape"
+            if not np.allclose(cached[rows], values, **TOLERANCE):
+                return f"{name} differs from the live teacher's outputs on a probe batch: the teacher changed"
+        return None
 
     @staticmethod
     def _compute(teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...], top_k: int | None,
@@ -93,23 +159,17 @@ class TeacherCache:
         parts: dict[str, list[np.ndarray]] = {}
         for inputs, _ in BatchIterator(dataset, batch_size):
             outputs = teacher.outputs(inputs, taps)
-            logits = outputs.logits.float()
-            if top_k is not None:
-                values, indices = logits.topk(min(top_k, logits.shape[1]), dim=1)
-                stored = {"topk_values.npy": values, "topk_indices.npy": indices,
-                          "logsumexp.npy": logits.logsumexp(dim=1)}
-            else:
-                stored = {"logits.npy": logits}
-            stored.update({_file(path): outputs.features[path] for path in taps})
-            for name, value in stored.items():
-                parts.setdefault(name, []).append(value.cpu().numpy())
+            for name, value in _stored(outputs, taps, top_k).items():
+                parts.setdefault(name, []).append(value)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
-            for name, chunks in parts.items():
-                np.save(staging / name, np.concatenate(chunks), allow_pickle=False)
-            np.save(staging / "classes.npy", np.array([outputs.logits.shape[1]]), allow_pickle=False)
-            (staging / "complete").write_text(FORMAT)
+            arrays = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+            arrays["classes.npy"] = np.array([outputs.logits.shape[1]])
+            for name, array in arrays.items():
+                np.save(staging / name, array, allow_pickle=False)
+            manifest = {"format": FORMAT, "files": {name: _sha256(staging / name) for name in arrays}}
+            (staging / "complete").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             os.replace(staging, folder)
         except OSError:
             if not (folder / "complete").exists():  # nobody else finished the same entry meanwhile
