@@ -19,6 +19,7 @@ from mentor.engine.metrics import Sink, finite_or_null
 from mentor.errors import MentorError, describe_os_error
 from mentor.pipelines.distill import Result
 from mentor.recipes import Recipe, load_recipe, read_run_recipe
+from mentor.recipes.load import RUN_RECIPE
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -129,16 +130,15 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_resume(args: argparse.Namespace) -> int:
     out = Path(args.run_dir)
-    recipe = read_run_recipe(out)
-    execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
+    if not (out / rundir.MARKER).is_file() and not (out / RUN_RECIPE).is_file():
+        raise MentorError(f"{str(out)!r} is not a run directory (no {RUN_RECIPE}); give the --out of a `mentor run`")
     current = world()
-    problem, sinks = None, []
-    with contextlib.ExitStack() as held:
+    problem = None
+    with contextlib.ExitStack() as held:  # rank 0 holds the run directory's lock until the run ends
         if current.is_main:
             try:
                 held.enter_context(rundir.locked(out))
-                rundir.check_unchanged(out, recipe.model_dump(mode="json"))
-                sinks = _sinks(recipe, out)
+                rundir.check_recipe(out)
             except MentorError as error:
                 problem = str(error)
             except OSError as error:
@@ -146,7 +146,12 @@ def command_resume(args: argparse.Namespace) -> int:
         problem = broadcast_object(problem, current)
         if problem is not None:
             raise MentorError(problem)
+        recipe = read_run_recipe(out)
+        execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
+        sinks = _sinks(recipe, out) if current.is_main else []
         if current.is_main:
             print(f"mentor: resuming {recipe.name!r} in {out}", flush=True)
+            # every record comes from a stage's checkpoint history: the stages write the file again as they resume
+            (out / "metrics.jsonl").unlink(missing_ok=True)
         barrier(current)
         return _execute(recipe, execute, out, resume=True, current=current, sinks=sinks)

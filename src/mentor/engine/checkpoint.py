@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def _unpickle(path: Path, read: Callable[[], Any]) -> Any:
     try:
-        return read()
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error below says what matters
+            warnings.simplefilter("ignore")
+            return read()
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
         raise MentorError(f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}); "
                           "it is corrupt or not a Mentor checkpoint") from None

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mentor.errors import MentorError, warn
+from mentor.recipes.load import RUN_RECIPE, read_run_recipe, validate
 
 try:
     import fcntl
@@ -121,26 +124,42 @@ def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if old.get(key, KeyError) != new.get(key, KeyError))
 
 
-def check_unchanged(out: Path, recipe: dict[str, Any]) -> None:
-    """Refuse to resume ``out`` when its ``recipe.yaml`` no longer says what the run started with.
-
-    A run directory made before the marker existed is resumed as it is; a damaged marker is a warning.
-    """
+def _started(out: Path) -> dict[str, Any] | None:
+    """The recipe the run in ``out`` started with (``None`` when it has no marker, or a damaged one: a warning)."""
     marker = out / MARKER
     if not marker.is_file():
-        return
+        return None
     try:
         started = json.loads(marker.read_text(encoding="utf-8"))["recipe"]
-        if not isinstance(started, dict):
-            raise TypeError
+        validate(started)
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        warn(f"{str(marker)!r} is damaged, so recipe.yaml cannot be compared with the recipe the run started with; "
-             "resuming with recipe.yaml as it is")
-        write_marker(out, recipe)
+        warn(f"{str(marker)!r} is damaged, so recipe.yaml cannot be compared with the recipe the run started with")
+        return None
+    return started
+
+
+def check_recipe(out: Path) -> None:
+    """Before a resume: refuse a ``recipe.yaml`` edited since the run started; repair a damaged one (or a damaged
+    marker) from the other, with a warning.
+
+    A run directory made before the marker existed is resumed with its ``recipe.yaml`` as it is.
+    """
+    started = _started(out)
+    try:
+        recipe = read_run_recipe(out).model_dump(mode="json")
+    except MentorError as error:
+        if started is None:
+            raise
+        warn(f"{error}; restored it from {MARKER}")
+        (out / RUN_RECIPE).write_text(yaml.safe_dump(started, sort_keys=False), encoding="utf-8")
+        return
+    if started is None:
+        if (out / MARKER).exists():
+            write_marker(out, recipe)
         return
     changed = changed_keys(started, recipe)
     if changed:
         listing = ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else "")
         raise MentorError(f"recipe.yaml of {str(out)!r} was edited after the run started (changed: {listing}); "
                           "resume continues the recipe the run started with: undo the edit, or start a new run with "
-                          f"`mentor run {out / 'recipe.yaml'} --out NEW_DIR`")
+                          f"`mentor run {out / RUN_RECIPE} --out NEW_DIR`")
