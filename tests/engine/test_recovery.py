@@ -123,7 +123,8 @@ def saved(value: object) -> bytes:
 
 @pytest.mark.parametrize("content", [
     envelope(), envelope(payload="text", sha256="0"), envelope(payload=torch.zeros(3), sha256="0"),
-    envelope(payload=torch.zeros(2, 2, dtype=torch.uint8), sha256="0"), envelope(payload=torch.zeros(3, dtype=torch.uint8)),
+    envelope(payload=torch.zeros(2, 2, dtype=torch.uint8), sha256="0"),
+    envelope(payload=torch.zeros(3, dtype=torch.uint8)),
     sealed(b"not a pickle at all"), sealed(saved([1, 2, 3])), saved({"no": "format"}), b"", b"\x80\x04garbage",
 ], ids=["no-payload", "text-payload", "float-payload", "2d-payload", "no-checksum", "not-a-pickle", "a-list",
         "no-header", "empty", "garbage"])
