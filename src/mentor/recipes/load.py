@@ -116,7 +116,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if index is not None:
                 node[index] = value
                 continue
-            node = _child(node, last, key, create=False) if len(node) != 1 else node[0]
+            node = _child(node, last, key, create=False)
         if not isinstance(node, dict):
             raise MentorError(f"--set {key}: the parent of {shown(last)} is not a mapping")
         node[last] = value

@@ -57,8 +57,9 @@ def _summary(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         return {}
+    text = read_text(path, "run summary")
     try:
-        data = json.loads(read_text(path, "run summary"))
+        data = json.loads(text)
     except (ValueError, RecursionError):
         raise MentorError(f"{str(path)!r} cannot be parsed; the run directory is damaged "
                           "(`mentor resume` writes it again)") from None
