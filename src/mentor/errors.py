@@ -9,11 +9,12 @@ damaged cache entry rebuilt, a torn metrics line dropped) is a :class:`MentorWar
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import reprlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 _ECHO = reprlib.Repr()
@@ -88,3 +89,14 @@ def describe_os_error(error: OSError) -> str:
     else:
         fix = "check the path and the device"
     return f"cannot access{path}: {reason}; {fix}"
+
+
+@contextlib.contextmanager
+def writing(path: object) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised inside the block that names no file (a write on a full disk)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise

@@ -113,3 +113,9 @@ def test_changed_keys_lists_dotted_paths() -> None:
     before = {"train": {"epochs": 3, "optimizer": {"lr": 0.1}}, "seeds": [0, 1], "name": "a"}
     after = {"train": {"epochs": 3, "optimizer": {"lr": 0.2}}, "seeds": [0], "name": "a", "extra": 1}
     assert rundir.changed_keys(before, after) == ["extra", "seeds.1", "train.optimizer.lr"]
+
+
+def test_warnings_are_one_line_on_the_command_line() -> None:
+    from mentor.cli import _one_line_warning
+
+    assert _one_line_warning(MentorWarning("rebuilt it"), MentorWarning, "x.py", 3) == "mentor: warning: rebuilt it\n"

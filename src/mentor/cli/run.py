@@ -16,7 +16,7 @@ import yaml
 from mentor.engine import MetricsLog, rundir
 from mentor.engine.distributed import World, barrier, broadcast_object, world
 from mentor.engine.metrics import Sink, finite_or_null
-from mentor.errors import MentorError, describe_os_error
+from mentor.errors import MentorError, describe_os_error, writing
 from mentor.pipelines.distill import Result
 from mentor.recipes import Recipe, load_recipe, read_run_recipe
 from mentor.recipes.load import RUN_RECIPE
@@ -94,8 +94,9 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
     if not current.is_main:  # under torchrun rank 0 alone writes the summary and prints the table
         return 0
     summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
-    (out / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False),
-                                      encoding="utf-8")
+    with writing(out / "summary.json"):
+        (out / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False),
+                                          encoding="utf-8")
     print()
     print(result.table())
     print(f"\n{elapsed:.1f} s; run directory: {out}")
@@ -114,7 +115,8 @@ def command_run(args: argparse.Namespace) -> int:
             try:
                 sinks = _sinks(recipe, out)
                 held.enter_context(rundir.prepared(out, args.force, resolved))
-                (out / "recipe.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+                with writing(out / RUN_RECIPE):
+                    (out / RUN_RECIPE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
             except MentorError as error:
                 problem = str(error)
             except OSError as error:

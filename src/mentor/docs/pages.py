@@ -176,7 +176,9 @@ def models_page() -> str:
     parts = ["# Models", "", "Registered models (`mentor list models`). In a recipe: `{model: NAME, options: {...}}`; "
              "`num_classes` and `input_shape` come from the dataset. Any `nn.Module` can also be used: from Python "
              "pass it directly, from a recipe name a factory as `package.module:callable` (called with the options, "
-             "plus `num_classes` / `input_shape` when it accepts them).", ""]
+             "plus `num_classes` / `input_shape` when it accepts them; it imports code, so it runs only with "
+             "`--trust-code`, unless an installed package declares it in the `mentor.models` entry point group: "
+             "see [Security](../security.md)).", ""]
     parts += [_table(["name", "description"], [[f"[{e.name}](#{_slug(e.name)})", e.summary] for e in MODELS]), ""]
     for entry in MODELS:
         target = getattr(entry.obj, "func", entry.obj)

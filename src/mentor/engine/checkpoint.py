@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from mentor.errors import MentorError
+from mentor.errors import MentorError, writing
 
 FORMAT = "mentor-checkpoint/1"
 
@@ -33,7 +33,7 @@ def previous(path: Path) -> Path:
 def _write_atomic(data: bytes, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with writing(path), os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from mentor.errors import MentorError, warn
+from mentor.errors import MentorError, warn, writing
 
 
 def finite_or_null(value: Any) -> Any:
@@ -79,7 +79,7 @@ class MetricsLog:
         self.records.append(record)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
+            with writing(self.path), self.path.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(finite_or_null(record), sort_keys=False, allow_nan=False) + "\n")
         for sink in self.sinks:
             sink.write(record)

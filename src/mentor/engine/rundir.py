@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mentor.errors import MentorError, warn
+from mentor.errors import MentorError, warn, writing
 from mentor.recipes.load import RUN_RECIPE, read_run_recipe, validate
 
 try:
@@ -98,7 +98,8 @@ def prepared(out: Path, force: bool, recipe: dict[str, Any]) -> Iterator[None]:
 
 def write_marker(out: Path, recipe: dict[str, Any]) -> None:
     """Mark ``out`` as a run directory started with ``recipe`` (its resolved keys)."""
-    (out / MARKER).write_text(json.dumps({"format": FORMAT, "recipe": recipe}, indent=1) + "\n", encoding="utf-8")
+    with writing(out / MARKER):
+        (out / MARKER).write_text(json.dumps({"format": FORMAT, "recipe": recipe}, indent=1) + "\n", encoding="utf-8")
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -151,7 +152,8 @@ def check_recipe(out: Path) -> None:
         if started is None:
             raise
         warn(f"{error}; restored it from {MARKER}")
-        (out / RUN_RECIPE).write_text(yaml.safe_dump(started, sort_keys=False), encoding="utf-8")
+        with writing(out / RUN_RECIPE):
+            (out / RUN_RECIPE).write_text(yaml.safe_dump(started, sort_keys=False), encoding="utf-8")
         return
     if started is None:
         if (out / MARKER).exists():

@@ -93,7 +93,8 @@ class Train(Section):
 
 
 class Model(Section):
-    model: str = Field(description="registered model name (`mentor list models`) or 'package.module:callable'")
+    model: str = Field(description="registered model name (`mentor list models`), a package's `mentor.models` entry "
+                                   "point, or 'package.module:callable' (runs code: needs --trust-code)")
     options: dict[str, Any] = Field(default_factory=dict, description="constructor options, e.g. {hidden: [128]}")
 
 

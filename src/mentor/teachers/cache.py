@@ -35,7 +35,7 @@ import torch
 
 from mentor.batch import Outputs
 from mentor.data import ArrayDataset, BatchIterator, cache_dir
-from mentor.errors import MentorError, describe_os_error, warn
+from mentor.errors import MentorError, describe_os_error, warn, writing
 from mentor.teachers.fingerprint import model_digest, tensor_digest
 from mentor.teachers.frozen import FrozenTeacher
 
@@ -167,9 +167,11 @@ class TeacherCache:
             arrays = {name: np.concatenate(chunks) for name, chunks in parts.items()}
             arrays["classes.npy"] = np.array([outputs.logits.shape[1]])
             for name, array in arrays.items():
-                np.save(staging / name, array, allow_pickle=False)
+                with writing(staging / name):
+                    np.save(staging / name, array, allow_pickle=False)
             manifest = {"format": FORMAT, "files": {name: _sha256(staging / name) for name in arrays}}
-            (staging / "complete").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            with writing(staging / "complete"):
+                (staging / "complete").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             os.replace(staging, folder)
         except OSError:
             if not (folder / "complete").exists():  # nobody else finished the same entry meanwhile
