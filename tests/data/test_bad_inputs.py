@@ -36,13 +36,13 @@ DIGITS = {"name": "digits", "limit": 60, "validation": 0.2}
 
 
 def run(tmp_path: Path, recipe: dict[str, Any], capsys: pytest.CaptureFixture, out: Path | None = None,
-        command: str = "run") -> str:
+        command: str = "run", *flags: str) -> str:
     """Run ``recipe`` through the CLI; check exit 2, one stderr line and no run directory; the line."""
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     out = out or tmp_path / "run"
     existed = out.exists()
-    assert main([command, str(path), "--out", str(out), "--quiet"]) == 2
+    assert main([command, str(path), "--out", str(out), "--quiet", *flags]) == 2
     err = capsys.readouterr().err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mentor: error: ") and "Traceback" not in err, err
@@ -110,7 +110,7 @@ def test_models_that_cannot_take_the_inputs_are_named(tmp_path: Path, capsys: py
     assert "'cnn-small'" in run(tmp_path, distillation({"name": str(vectors)}, teacher=cnn), capsys)
     assert "needs image inputs (C, H, W)" in run(tmp_path, distillation({"name": str(volumes)}, teacher=cnn), capsys)
     linear = {"model": "torch.nn:Linear", "options": {"in_features": 5, "out_features": 3}}
-    message = run(tmp_path, distillation({"name": str(vectors)}, student=linear), capsys)
+    message = run(tmp_path, distillation({"name": str(vectors)}, student=linear), capsys, None, "run", "--trust-code")
     assert "the student cannot run on" in message and "shape (6,)" in message
 
 

@@ -9,8 +9,9 @@ An entry is never stale and never damaged in use:
 - ``<key>`` is a SHA-256 of what the teacher computes as far as it can be hashed (weights, buffers, classes,
   ``forward`` code, plain attributes and hooks: :func:`mentor.teachers.fingerprint.model_digest`), the dataset's
   inputs, the tapped paths and the compression;
-- before an entry is used, the live teacher runs on a probe batch spread over the dataset and its outputs must
-  match the cached rows: what no digest sees (a global read in ``forward``) cannot serve old outputs;
+- before an entry is used, the live teacher runs on a probe batch (the first batch the entry was built from, so the
+  same kernels compute it) and its outputs must match the cached rows: what no digest sees (a global read in
+  ``forward``) cannot serve old outputs;
 - the ``complete`` file lists the SHA-256 of every array, checked when the entry is opened: a damaged, truncated
   or missing file is rebuilt, with a warning.
 
@@ -40,8 +41,7 @@ from mentor.teachers.fingerprint import model_digest, tensor_digest
 from mentor.teachers.frozen import FrozenTeacher
 
 FORMAT = "teacher-outputs/2"
-PROBE = 32  # samples of the probe batch
-TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}  # batch composition changes the last bits of CPU convolutions
+TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}  # float noise between processes (TF32, kernel choice), far below a change
 
 
 def cache_key(teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...], top_k: int | None) -> str:
@@ -126,7 +126,7 @@ class TeacherCache:
                     cls._compute(teacher, dataset, taps, top_k, batch_size, folder)
                 try:
                     entry = cls(folder, taps, top_k)
-                    problem = entry._probe(teacher, dataset)
+                    problem = entry._probe(teacher, dataset, batch_size)
                 except Damaged as error:
                     problem = str(error)
                 if problem is None:
@@ -138,18 +138,17 @@ class TeacherCache:
             warn(f"the teacher-output cache is skipped, the live teacher serves: {describe_os_error(error)}")
         return None
 
-    def _probe(self, teacher: FrozenTeacher, dataset: ArrayDataset) -> str | None:
-        """Why the cached rows of a probe batch differ from the live teacher's outputs (``None`` when they match)."""
-        rows = np.unique(np.linspace(0, len(dataset) - 1, min(PROBE, len(dataset))).astype(np.int64))
-        live = _stored(teacher.outputs(dataset.inputs[torch.from_numpy(rows).to(dataset.inputs.device)], self.taps),
-                       self.taps, self.top_k)
+    def _probe(self, teacher: FrozenTeacher, dataset: ArrayDataset, batch_size: int) -> str | None:
+        """Why the cached rows of the probe batch differ from the live teacher's outputs (``None`` when they match)."""
+        inputs, _ = next(iter(BatchIterator(dataset, batch_size)))
+        live = _stored(teacher.outputs(inputs, self.taps), self.taps, self.top_k)
         for name, values in live.items():
             if name == "topk_indices.npy":  # tied logits may swap places; their values are compared
                 continue
             cached = self.arrays.get(name)
             if cached is None or cached.shape[1:] != values.shape[1:] or len(cached) != len(dataset):
                 return f"{name} has the wrong shape"
-            if not np.allclose(cached[rows], values, **TOLERANCE):
+            if not np.allclose(cached[: len(values)], values, **TOLERANCE):
                 return f"{name} differs from the live teacher's outputs on a probe batch: the teacher changed"
         return None
 
