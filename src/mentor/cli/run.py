@@ -103,28 +103,36 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
     return 0
 
 
+def _on_rank0(current: World, prepare: Callable[[], None]) -> None:
+    """Run ``prepare`` on rank 0 only (under torchrun the others wait); its one-line error stops every rank."""
+    problem = None
+    if current.is_main:
+        try:
+            prepare()
+        except MentorError as error:
+            problem = str(error)
+        except OSError as error:
+            problem = describe_os_error(error)
+    problem = broadcast_object(problem, current)
+    if problem is not None:
+        raise MentorError(problem)
+
+
 def command_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.set)
     execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
     current = world()  # under torchrun: rank 0 names and prepares the run directory, the others wait for it
-    out = Path(args.out) if args.out else _default_out(recipe.name)
+    out = Path(broadcast_object(args.out or str(_default_out(recipe.name)), current))
     resolved = recipe.model_dump(mode="json")
-    problem, sinks = None, []
+    sinks: list[Sink] = []
     with contextlib.ExitStack() as held:  # rank 0 holds the run directory's lock until the run ends
-        if current.is_main:
-            try:
-                sinks = _sinks(recipe, out)
-                held.enter_context(rundir.prepared(out, args.force, resolved))
-                with writing(out / RUN_RECIPE):
-                    (out / RUN_RECIPE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-            except MentorError as error:
-                problem = str(error)
-            except OSError as error:
-                problem = describe_os_error(error)
-        out, problem = broadcast_object((str(out), problem), current)
-        if problem is not None:
-            raise MentorError(problem)
-        out = Path(out)
+        def prepare() -> None:
+            sinks.extend(_sinks(recipe, out))
+            held.enter_context(rundir.prepared(out, args.force, resolved))
+            with writing(out / RUN_RECIPE):
+                (out / RUN_RECIPE).write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+
+        _on_rank0(current, prepare)
         if current.is_main:
             print(f"mentor: running {recipe.name!r} ({len(recipe.seeds)} seed(s)) -> {out}", flush=True)
         return _execute(recipe, execute, out, resume=False, current=current, sinks=sinks)
@@ -135,19 +143,12 @@ def command_resume(args: argparse.Namespace) -> int:
     if not (out / rundir.MARKER).is_file() and not (out / RUN_RECIPE).is_file():
         raise MentorError(f"{str(out)!r} is not a run directory (no {RUN_RECIPE}); give the --out of a `mentor run`")
     current = world()
-    problem = None
     with contextlib.ExitStack() as held:  # rank 0 holds the run directory's lock until the run ends
-        if current.is_main:
-            try:
-                held.enter_context(rundir.locked(out))
-                rundir.check_recipe(out)
-            except MentorError as error:
-                problem = str(error)
-            except OSError as error:
-                problem = describe_os_error(error)
-        problem = broadcast_object(problem, current)
-        if problem is not None:
-            raise MentorError(problem)
+        def prepare() -> None:
+            held.enter_context(rundir.locked(out))
+            rundir.check_recipe(out)  # an edited recipe.yaml is refused, a damaged one restored
+
+        _on_rank0(current, prepare)
         recipe = read_run_recipe(out)
         execute = _planned(recipe, progress=not args.quiet and sys.stderr.isatty(), trust_code=args.trust_code)
         sinks = _sinks(recipe, out) if current.is_main else []
