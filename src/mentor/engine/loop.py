@@ -252,7 +252,7 @@ class _Run:
         except MentorError as error:
             warn(f"{error}; rebuilt it from last.pt")
             saved_epoch = None
-        if saved_epoch != self.best_epoch:
+        if saved_epoch != self.best_epoch and self.world.is_main:
             checkpoint.save({"models": best, "epoch": self.best_epoch}, path)
         return best
 
