@@ -43,10 +43,31 @@ def test_activation_attention_value_over_two_layer_pairs() -> None:
     expected = 0.0
     for s, t, elements in ((s1, t1, 4), (s2, t2, 9)):
         for qs, qt in zip(loop_attention(s), loop_attention(t), strict=True):
-            distance = math.sqrt(sum((a - b) ** 2 for a, b in zip(qs, qt, strict=True)))
-            expected += distance / 2 / elements  # batch mean, β / (H·W)
+            expected += sum((a - b) ** 2 for a, b in zip(qs, qt, strict=True)) / 2 / elements  # mean over b, H·W
     assert out.parts["at"].item() == pytest.approx(10.0 / 2 * expected, rel=1e-5)
     assert set(out.parts) == {"ce", "at"}
+
+
+def test_value_and_gradient_match_the_authors_code_at_its_beta() -> None:
+    # at(x) = normalize(vec(mean_c x²)); loss = β/2 · mean (at(s) − at(t))², β = 1000, by hand:
+    # Σ_c s² = [1.25, 4, 1, 2] / 4.75 = [0.263158, 0.842105, 0.210526, 0.421053]
+    # Σ_c t² = [5, 2, 2, 5] / √58 = [0.656532, 0.262613, 0.262613, 0.656532]
+    # mean of the squared differences 0.137180, times 500
+    student = torch.tensor([[[[1.0, 2.0], [0.0, -1.0]], [[0.5, 0.0], [1.0, 1.0]]]], dtype=torch.float64,
+                           requires_grad=True)
+    teacher = torch.tensor([[[[2.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]], [[1.0, 1.0], [0.0, 2.0]]]],
+                           dtype=torch.float64)
+    objective = create("at", student=["s"], teacher=["t"])
+    student_out, teacher_out = Outputs(torch.zeros(1, 3), {"s": student}), Outputs(torch.zeros(1, 3), {"t": teacher})
+    objective.bind(student_out, teacher_out)
+    batch = Batch(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long))
+    value = objective(Context(batch, student_out, teacher_out)).parts["at"]
+    assert float(value) == pytest.approx(68.589797, rel=1e-6)
+    term = objective.terms["at"]
+    (term.weight * term.loss(Context(batch, student_out, teacher_out))).backward()
+    expected = torch.tensor([[[[-49.007795, 73.358544], [0.0, 36.947283]],
+                              [[-24.503898, 0.0], [-11.562777, -36.947283]]]], dtype=torch.float64)
+    torch.testing.assert_close(student.grad, expected, atol=1e-5, rtol=0)
 
 
 def test_maps_of_different_sizes_are_pooled_to_the_smaller() -> None:
@@ -110,7 +131,7 @@ def test_gradient_mode_value_and_double_backprop_gradient() -> None:
     expected = 0.0
     for b in range(2):
         s, t = j_s[b] / j_s[b].norm(), j_t[b] / j_t[b].norm()
-        expected += float((s - t).norm()) / 2 / 3  # batch mean, divided by the 3 input elements
+        expected += float((s - t).pow(2).sum()) / 2 / 3  # mean over the batch and the 3 input elements
     value = loss()
     assert value.item() == pytest.approx(expected, rel=1e-6)
     value.backward()

@@ -1,9 +1,8 @@
-"""CRD: NCE critic, negative sampling, memory banks and batch requirements."""
+"""CRD: NCE critic with its normalization constant, negative sampling, memory banks and batch requirements."""
 
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
@@ -37,33 +36,51 @@ def context(student: torch.Tensor, teacher: torch.Tensor, indices: tuple[int, ..
     return Context(batch, outputs(student), outputs(teacher))
 
 
-def h(anchor: list[float], other: list[float]) -> float:
-    score = math.exp(sum(a * b for a, b in zip(anchor, other, strict=True)) / TAU)
-    return score / (score + K / N)
+def literal_term(negatives: list[list[list[int]]]) -> ContrastiveRepresentation:
+    """d = 2, K = 2, τ = 0.5, identity heads (inputs are unit vectors), known banks and negatives."""
+    term = ContrastiveRepresentation("flatten", "flatten", 2, 2, 0.5, 0.5, 0, 1.0)
+    term.student_bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.6, 0.8]], dtype=torch.float64)
+    term.teacher_bank = torch.tensor([[0.0, 1.0], [0.8, 0.6], [-0.6, 0.8], [1.0, 0.0]], dtype=torch.float64)
+    draws = iter(torch.tensor(rows) for rows in negatives)
+    term.sample_negatives = lambda indices, size: next(draws)
+    return term
 
 
-def test_value_matches_the_nce_bound_written_out_and_banks_move_by_momentum() -> None:
-    term, student, teacher = bound_term()
-    fixed = torch.tensor([[0, 1, 3, 4], [6, 7, 8, 0], [1, 2, 3, 4]])
-    term.sample_negatives = lambda indices, size: fixed  # known negatives instead of random draws
-    banks = F.normalize(torch.randn(2, N, DIM, generator=torch.Generator().manual_seed(3)), dim=2)
-    term.student_bank, term.teacher_bank = banks[0].clone(), banks[1].clone()
-    value = term.loss(context(student, teacher))
-    with torch.no_grad():
-        s = F.normalize(term.student_head(student), dim=1).tolist()
-        t = F.normalize(term.teacher_head(teacher), dim=1).tolist()
-    expected = 0.0
-    for i in range(3):
-        expected -= 2 * math.log(h(s[i], t[i]))  # the positive pair, once per anchor direction
-        for j in fixed[i].tolist():
-            expected -= math.log(1 - h(s[i], banks[1, j].tolist()))  # student anchor vs teacher memory
-            expected -= math.log(1 - h(t[i], banks[0, j].tolist()))  # teacher anchor vs student memory
-    assert float(value.detach()) == pytest.approx(expected / 3, rel=1e-5)
-    for row, index in enumerate((2, 5, 9)):
-        moved = F.normalize(0.5 * banks[0, index] + 0.5 * torch.tensor(s[row]), dim=0)
-        assert torch.allclose(term.student_bank[index], moved, atol=1e-6)
-    untouched = [0, 1, 3, 4, 6, 7, 8]
-    assert torch.equal(term.teacher_bank[untouched], banks[1, untouched])
+def literal_context(student: torch.Tensor, teacher: torch.Tensor) -> Context:
+    batch = Batch(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long), torch.tensor([1, 3]), 4)
+    return Context(batch, outputs(student), outputs(teacher))
+
+
+def test_value_and_gradient_match_the_reference_code_with_its_normalization_constant() -> None:
+    # the released code's formula, computed by hand: per direction Z = N · mean exp(s/τ) over the first batch,
+    # P = exp(s/τ)/Z, h = P/(P + K/N); student anchors meet teacher memory rows (1 | 0, 2) and (3 | 0, 1),
+    # teacher anchors meet student memory rows (1 | 3, 2) and (3 | 2, 0)
+    term = literal_term([[[0, 2], [0, 1]], [[3, 2], [2, 0]]])
+    student = torch.tensor([[0.6, 0.8], [1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    teacher = torch.tensor([[0.0, 1.0], [0.8, -0.6]], dtype=torch.float64, requires_grad=True)
+    value = term.loss(literal_context(student, teacher))
+    assert term.log_normalizers.exp().tolist() == pytest.approx([17.911168, 12.998012], rel=1e-6)
+    assert float(value.detach()) == pytest.approx(1.398647 + 1.976276, rel=1e-5)  # L_S + L_T
+    value.backward()
+    expected_student = torch.tensor([[-0.423670, 0.317753], [0.0, 0.314114]], dtype=torch.float64)
+    expected_teacher = torch.tensor([[0.126150, 0.0], [-0.375135, -0.500180]], dtype=torch.float64)
+    torch.testing.assert_close(student.grad, expected_student, atol=1e-5, rtol=0)
+    torch.testing.assert_close(teacher.grad, expected_teacher, atol=1e-5, rtol=0)
+
+
+def test_z_is_set_by_the_first_batch_then_fixed_and_banks_move_by_momentum() -> None:
+    term = literal_term([[[0, 2], [0, 1]], [[3, 2], [2, 0]], [[0, 2], [0, 1]], [[3, 2], [2, 0]]])
+    student = torch.tensor([[0.6, 0.8], [1.0, 0.0]], dtype=torch.float64)
+    teacher = torch.tensor([[0.0, 1.0], [0.8, -0.6]], dtype=torch.float64)
+    old_student_bank = term.student_bank.clone()
+    term.loss(literal_context(student, teacher))
+    first = term.log_normalizers.clone()
+    for row, index in enumerate((1, 3)):
+        moved = F.normalize(0.5 * old_student_bank[index] + 0.5 * student[row], dim=0)
+        assert torch.allclose(term.student_bank[index], moved)
+    assert torch.equal(term.student_bank[[0, 2]], old_student_bank[[0, 2]])
+    term.loss(literal_context(-student, teacher))  # other scores: Z stays
+    assert torch.equal(term.log_normalizers, first)
 
 
 def test_gradients_reach_both_embedding_heads_and_the_student() -> None:
@@ -112,6 +129,7 @@ def test_banks_survive_a_state_dict_round_trip_into_a_fresh_term() -> None:
     fresh, _, _ = bound_term()
     fresh.load_state_dict(copy.deepcopy(term.state_dict()))
     assert torch.equal(fresh.student_bank, term.student_bank) and torch.equal(fresh.teacher_bank, term.teacher_bank)
+    assert torch.equal(fresh.log_normalizers, term.log_normalizers) and not fresh.log_normalizers.isnan().any()
     assert torch.equal(fresh.sample_negatives(torch.tensor([1]), N), term.sample_negatives(torch.tensor([1]), N))
 
 

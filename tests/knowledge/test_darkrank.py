@@ -22,8 +22,15 @@ def context(student: torch.Tensor, teacher: torch.Tensor) -> Context:
     return Context(batch, Outputs(logits, {"flatten": student}), Outputs(logits, {"flatten": teacher}))
 
 
+def unit(point: list[float]) -> list[float]:
+    length = math.sqrt(sum(v * v for v in point))
+    return [v / length for v in point]
+
+
 def score(points: list[list[float]], q: int, j: int) -> float:
-    return -ALPHA * math.sqrt(sum((a - b) ** 2 for a, b in zip(points[q], points[j], strict=True))) ** BETA
+    """S = −α ‖x̂_q − x̂_j‖^β on L2-normalized embeddings."""
+    distance = math.sqrt(sum((a - b) ** 2 for a, b in zip(unit(points[q]), unit(points[j]), strict=True)))
+    return -ALPHA * distance**BETA
 
 
 def plackett_luce(scores: list[float]) -> float:
@@ -59,14 +66,32 @@ def test_values_match_enumerated_rankings(variant: str, k: int | None) -> None:
     assert expected > 0
 
 
-def test_soft_transfer_vanishes_and_hard_transfer_is_smallest_for_the_teachers_own_scores() -> None:
+def test_soft_transfer_vanishes_for_the_teachers_embeddings_at_any_scale() -> None:
     generator = torch.Generator().manual_seed(1)
     teacher = torch.randn(6, 3, generator=generator)
     soft = create("darkrank", variant="soft", list_size=3, ce_weight=0.0)
-    assert float(soft(context(teacher.clone(), teacher)).total) == pytest.approx(0.0, abs=1e-6)
+    assert float(soft(context(teacher * 7, teacher)).total) == pytest.approx(0.0, abs=1e-6)
     hard = create("darkrank", variant="hard", list_size=3, ce_weight=0.0)
-    # sharpening the student's scores (same ranking) makes the teacher's ranking more likely
-    assert float(hard(context(teacher * 3, teacher)).total) < float(hard(context(teacher, teacher)).total)
+    other = torch.randn(6, 3, generator=generator)
+    assert float(hard(context(other * 5, teacher)).total) == pytest.approx(float(hard(context(other, teacher)).total))
+    assert float(hard(context(teacher, teacher)).total) < float(hard(context(other, teacher)).total)
+
+
+@pytest.mark.parametrize(("variant", "value", "gradient"), [
+    ("soft", 2.054652, [[0.0, -7.815640], [-10.722840, 8.042130], [5.086838, 0.0], [-2.292883, -2.292883]]),
+    ("hard", 2.056788, [[0.0, -7.818150], [-10.726388, 8.044791], [5.088650, 0.0], [-2.293733, -2.293733]]),
+])
+def test_defaults_score_normalized_embeddings_as_the_released_code(variant: str, value: float,
+                                                                   gradient: list[list[float]]) -> None:
+    # S = −12.25 ‖x̂_q − x̂_j‖⁴ (unit vectors scaled to squared norm 3.5, score −(d²)²), lists of the teacher's 2
+    # nearest: q0 -> (1, 3), q1 -> (0, 2), q2 -> (3, 1), q3 -> (2, 0); weight 2; values and gradients by hand
+    student = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 2.0], [-1.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    teacher = torch.tensor([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [0.2, 0.0, 3.0]], dtype=torch.float64)
+    objective = create("darkrank", variant=variant, list_size=2, ce_weight=0.0)
+    total = objective(context(student, teacher)).total
+    assert float(total.detach()) == pytest.approx(2.0 * value, rel=1e-6)
+    total.backward()
+    torch.testing.assert_close(student.grad, 2.0 * torch.tensor(gradient, dtype=torch.float64), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("variant", ["soft", "hard"])

@@ -59,8 +59,32 @@ def test_factor_loss_is_l1_distance_of_l2_normalized_factors() -> None:
     for b in range(2):
         s_values, t_values = s[b].flatten().tolist(), t[b].flatten().tolist()
         s_norm, t_norm = sum(v * v for v in s_values) ** 0.5, sum(v * v for v in t_values) ** 0.5
-        expected += sum(abs(tv / t_norm - sv / s_norm) for sv, tv in zip(s_values, t_values, strict=True)) / 2
-    assert out.parts["factor"].item() == pytest.approx(2.0 * expected, rel=1e-5)
+        expected += sum(abs(tv / t_norm - sv / s_norm) for sv, tv in zip(s_values, t_values, strict=True)) / 2 / 8
+    assert out.parts["factor"].item() == pytest.approx(2.0 * expected, rel=1e-5)  # mean over batch and 8 elements
+
+
+def test_value_and_gradient_match_the_authors_code_at_its_beta() -> None:
+    # β · L1Loss(normalize(vec F_S), normalize(vec F_T)) with β = 500: the mean over the batch and the D = 8 elements,
+    # by hand: ‖F_S‖ = 4.5 and √8.25, ‖F_T‖ = 3 and 3; Σ|F̂_T − F̂_S| = 2.888889 and 1.929676; 500 · 4.818565 / 16
+    train = create("ft", student="s", teacher="t")[1].objective
+    student = torch.tensor([[[[1.0, -2.0], [0.5, 0.0]], [[3.0, 1.0], [-1.0, 2.0]]],
+                            [[[0.0, 1.0], [1.0, 1.0]], [[-1.0, 0.0], [2.0, 0.5]]]], dtype=torch.float64,
+                           requires_grad=True)
+    teacher = torch.tensor([[[[2.0, 0.0], [1.0, 1.0]], [[1.0, 1.0], [0.0, -1.0]]],
+                            [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 2.0], [1.0, 0.0]]]], dtype=torch.float64)
+    train.bind(outputs({"s": student.detach()}), outputs({"t": teacher}))
+    term = train.terms["factor"]
+    term.translator, term.paraphraser.encoder = nn.Identity(), nn.Identity()  # the factors are then the features
+    batch = Batch(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))
+    value = term.weight * term.loss(Context(batch, outputs({"s": student}), outputs({"t": teacher})))
+    assert float(value.detach()) == pytest.approx(150.580159, rel=1e-6)
+    value.backward()
+    expected = torch.tensor([[[[-8.830590, -3.172154], [-7.887517, -6.944444]], [[1.286008, -8.830590],
+                                                                                   [-5.058299, 3.172154]]],
+                             [[[-10.879853, 2.307848], [2.307848, 2.307848]], [[-2.307848, -10.879853],
+                                                                                [-6.264158, 6.593851]]]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(student.grad, expected, atol=1e-5, rtol=0)
 
 
 def test_stage_one_trains_only_the_paraphraser_and_stage_two_never_changes_it() -> None:

@@ -10,7 +10,7 @@ import torch
 from mentor.batch import Batch, Outputs
 from mentor.errors import MentorError
 from mentor.knowledge import Stage, create
-from mentor.knowledge.internal import spatial_attention_log_probs
+from mentor.knowledge.internal import spatial_attention
 from mentor.losses import Context, Objective
 from mentor.schemes import Offline
 from tests.knowledge.conftest import sample_batch, student_model, teacher_model
@@ -18,11 +18,30 @@ from tests.knowledge.conftest import sample_batch, student_model, teacher_model
 LAYERS = [{"student": "stage1", "teacher": "stage1"}, {"student": "stage2", "teacher": "stage2"}]
 
 
-def test_spatial_attention_is_the_softmax_of_the_channel_sum() -> None:
+def test_spatial_attention_is_the_attention_map_normalized_to_sum_one() -> None:
     features = torch.tensor([[[[1.0, 0.0], [2.0, -1.0]], [[0.5, 1.0], [-2.0, 3.0]]]])  # (1, 2, 2, 2)
-    sums = [1.5, 1.0, 0.0, 2.0]  # channel sums at positions (0,0), (0,1), (1,0), (1,1)
-    expected = [math.exp(v) / sum(math.exp(u) for u in sums) for v in sums]
-    assert spatial_attention_log_probs(features).exp()[0].tolist() == pytest.approx(expected, rel=1e-6)
+    squares = [1.25, 1.0, 8.0, 10.0]  # Σ_c F² at positions (0,0), (0,1), (1,0), (1,1); their sum is 20.25
+    assert spatial_attention(features)[0].tolist() == pytest.approx([v / 20.25 for v in squares], rel=1e-6)
+    torch.testing.assert_close(spatial_attention(7 * features), spatial_attention(features))
+
+
+def test_attention_value_and_gradient_by_hand() -> None:
+    # a_S = [1.25, 1, 8, 10] / 20.25, a_T = [4, 1, 1, 4] / 10; KL(a_T || a_S) = Σ a_T log(a_T / a_S) = 0.596370
+    # and ∂KL/∂F_c,j = 2 F_c,j (1/Σ Q_S − a_T,j / Q_S,j)
+    student = torch.tensor([[[[1.0, 0.0], [2.0, -1.0]], [[0.5, 1.0], [-2.0, 3.0]]]], dtype=torch.float64,
+                           requires_grad=True)
+    teacher = torch.tensor([[[[2.0, 1.0], [1.0, 2.0]]]], dtype=torch.float64)
+    objective = create("internal", layers=[{"student": "s", "teacher": "t"}], hidden_weight=0.0, alpha=0.0)
+    context = Context(Batch(torch.zeros(1, 1), torch.tensor([0])), Outputs(torch.zeros(1, 3), {"s": student}),
+                      Outputs(torch.zeros(1, 3), {"t": teacher}))
+    objective.bind(context.student, context.teacher)
+    value = objective.terms["attention1"].loss(context)
+    assert float(value.detach()) == pytest.approx(0.596370, rel=1e-6)
+    value.backward()
+    expected = torch.tensor([[[[-0.541235, 0.0], [0.147531, -0.018765]], [[-0.270617, -0.101235],
+                                                                           [-0.147531, 0.056296]]]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(student.grad, expected, atol=1e-6, rtol=0)
 
 
 def map_context(dtype: torch.dtype = torch.float32) -> tuple[Context, torch.Tensor, torch.Tensor]:
@@ -52,10 +71,9 @@ def test_value_matches_a_hand_computed_reference() -> None:
         u, v = s_map[b].flatten().tolist(), t_map[b].flatten().tolist()
         dot = sum(a * c for a, c in zip(u, v, strict=True))
         hidden += 1 - dot / (math.sqrt(sum(a * a for a in u)) * math.sqrt(sum(c * c for c in v)))
-        a_s = [sum(s_map[b, c, i, j].item() for c in range(2)) for i in range(2) for j in range(2)]
-        a_t = [sum(t_map[b, c, i, j].item() for c in range(2)) for i in range(2) for j in range(2)]
-        q_s = [math.exp(a) / sum(math.exp(x) for x in a_s) for a in a_s]
-        q_t = [math.exp(a) / sum(math.exp(x) for x in a_t) for a in a_t]
+        a_s = [sum(s_map[b, c, i, j].item() ** 2 for c in range(2)) for i in range(2) for j in range(2)]
+        a_t = [sum(t_map[b, c, i, j].item() ** 2 for c in range(2)) for i in range(2) for j in range(2)]
+        q_s, q_t = [a / sum(a_s) for a in a_s], [a / sum(a_t) for a in a_t]
         attention += sum(p * math.log(p / q) for p, q in zip(q_t, q_s, strict=True))
     expected = {"ce": 0.75 * ce / 2, "kl": 0.25 * kl / 2, "hidden1": 0.6 * hidden / 2,
                 "attention1": 1.7 * attention / 2}

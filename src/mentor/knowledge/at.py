@@ -1,21 +1,30 @@
 """Attention transfer (AT), activation-based and gradient-based.
 
 Zagoruyko & Komodakis (2017), "Paying More Attention to Attention: Improving the Performance of
-Convolutional Neural Networks via Attention Transfer", ICLR, arXiv:1612.03928.
+Convolutional Neural Networks via Attention Transfer", ICLR, arXiv:1612.03928. The distance is the one
+of the authors' released code (szagoruyko/attention-transfer, ``at``/``at_loss`` in ``cifar.py``), for
+which β = 1000 was tuned.
 
 Activation-based (``mode: activation``): a layer's activations A ``(B, C, H, W)`` give the spatial map
-Q = vec(Σ_c |A_c|^p) ``(B, H·W)``; over pairs j of student/teacher layers,
+Q = vec(Σ_c |A_c|^p) ``(B, H·W)``, normalized per sample, Q̂ = Q/‖Q‖₂; over pairs j of student/teacher
+layers,
 
-    L = CE(y, z_S) + β/2 Σ_j ‖ Q_S^j / ‖Q_S^j‖₂ − Q_T^j / ‖Q_T^j‖₂ ‖_q
+    L = CE(y, z_S) + β/2 Σ_j 1/(B·H_j·W_j) Σ_b Σ_i |Q̂_S,bi^j − Q̂_T,bi^j|^q
 
-with p = q = 2 in the paper. As there, β is divided by the number of elements of each map and by the
-batch size (the distance is averaged over the batch). Maps of different sizes are adaptive-average-
-pooled to the smaller one. With ``alpha`` set, CE is replaced by KD: (1 − α)·CE + α·τ²·KL.
+with p = q = 2: the mean over the batch and the map's positions of the squared difference of the
+normalized maps, exactly the released code's ``(at(x) - at(y)).pow(2).mean()`` (it averages over
+channels where Σ_c is written here, which the normalization cancels). The paper's text writes the
+unsquared norm ‖Q̂_S − Q̂_T‖₂ of each sample; at the same β its gradient would be H·W/(2‖Q̂_S − Q̂_T‖₂)
+times the code's, which is the form β = 1000 was chosen for. β/2 is the paper's factor;
+RepDistiller's re-implementation takes the same mean with β = 1000 and no ½. Maps of different
+sizes are adaptive-average-pooled to the smaller one. With ``alpha`` set, CE is replaced by KD:
+(1 − α)·CE + α·τ²·KL.
 
 Gradient-based (``mode: gradient``): the attention is the gradient of each network's cross-entropy
-with respect to its input, J = ∂L/∂x ``(B, *input)``, and
+with respect to its input, J = ∂L/∂x ``(B, *input)``, compared as the activation maps are (the authors
+released no code for this mode; the paper writes β/2 ‖J_S − J_T‖₂):
 
-    L = CE(y, z_S) + β/2 ‖ J_S / ‖J_S‖₂ − J_T / ‖J_T‖₂ ‖₂
+    L = CE(y, z_S) + β/2 · 1/(B·D) Σ_b Σ_i |Ĵ_S,bi − Ĵ_T,bi|^q           Ĵ = vec(J)/‖vec(J)‖₂, D = elements of x
 
 Minimizing it needs double back-propagation: J_S is built with ``create_graph=True`` from an extra
 student pass (in train mode, so BatchNorm statistics see the batch twice). The teacher's J_T needs
@@ -34,6 +43,7 @@ from mentor.batch import Outputs
 from mentor.errors import MentorError
 from mentor.knowledge.base import register
 from mentor.losses import CE, KL, Context, Objective, Term
+from mentor.losses.functional import lp_distance
 
 
 def attention_map(features: torch.Tensor, power: float = 2.0) -> torch.Tensor:
@@ -41,15 +51,15 @@ def attention_map(features: torch.Tensor, power: float = 2.0) -> torch.Tensor:
     return features.abs().pow(power).sum(dim=1)
 
 
-def normalized_distance(student: torch.Tensor, teacher: torch.Tensor, norm: float = 2.0) -> torch.Tensor:
-    """‖s/‖s‖₂ − t/‖t‖₂‖_norm per sample ``(B,)`` after flattening ``(B, ...)``."""
+def normalized_distance(student: torch.Tensor, teacher: torch.Tensor, power: float = 2.0) -> torch.Tensor:
+    """mean over batch and elements of |s/‖s‖₂ − t/‖t‖₂|^power, each sample flattened: ``(B, ...)`` -> scalar."""
     student = F.normalize(student.flatten(1), dim=1, eps=1e-12)
     teacher = F.normalize(teacher.flatten(1), dim=1, eps=1e-12)
-    return torch.linalg.vector_norm(student - teacher, ord=norm, dim=1)
+    return lp_distance(student, teacher, norm=power, power=power, reduction="mean")
 
 
 class ActivationAttention(Term):
-    """Σ_j mean_b ‖Q̂_S^j − Q̂_T^j‖_q / (H_j·W_j) over pairs of student/teacher layer paths."""
+    """Σ_j mean_{b,i} |Q̂_S^j − Q̂_T^j|^q over pairs of student/teacher layer paths."""
 
     def __init__(self, student: list[str], teacher: list[str], power: float, norm: float, weight: float) -> None:
         super().__init__("at", weight)
@@ -80,8 +90,7 @@ class ActivationAttention(Term):
                 student_map = F.adaptive_avg_pool2d(student_map.unsqueeze(1), size).squeeze(1)
             if tuple(teacher_map.shape[1:]) != size:
                 teacher_map = F.adaptive_avg_pool2d(teacher_map.unsqueeze(1), size).squeeze(1)
-            distance = normalized_distance(student_map, teacher_map, self.norm).mean()
-            total = total + distance / (size[0] * size[1])
+            total = total + normalized_distance(student_map, teacher_map, self.norm)
         return total
 
 
@@ -95,7 +104,7 @@ def input_gradient(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.
 
 
 class GradientAttention(Term):
-    """mean_b ‖Ĵ_S − Ĵ_T‖_q / (elements of x), with J the input gradient of each network's CE."""
+    """mean_{b,i} |Ĵ_S − Ĵ_T|^q, with J the input gradient of each network's CE."""
 
     def __init__(self, norm: float, weight: float) -> None:
         super().__init__("at", weight)
@@ -111,8 +120,7 @@ class GradientAttention(Term):
         inputs, targets = context.batch.inputs, context.batch.targets
         student_gradient = input_gradient(context.student_model, inputs, targets, graph=True)
         teacher_gradient = input_gradient(teacher, inputs, targets, graph=False)
-        distance = normalized_distance(student_gradient, teacher_gradient, self.norm).mean()
-        return distance / inputs[0].numel()
+        return normalized_distance(student_gradient, teacher_gradient, self.norm)
 
 
 @register("at", "Zagoruyko & Komodakis 2017, Paying More Attention to Attention (ICLR)")
@@ -132,7 +140,8 @@ def at(
         student / teacher: paths of the layers whose attention maps are matched, pair by pair
             (activation mode only).
         mode: ``activation`` (maps Σ_c |A_c|^p of tapped layers) or ``gradient`` (input gradients).
-        beta: β. power: p of the activation map. norm: q of the distance between normalized maps.
+        beta: β. power: p of the activation map. norm: q, the exponent of the element-wise distance between
+            normalized maps (2 in the paper and code).
         alpha / temperature: when ``alpha`` is given, (1 − α)·CE + α·KD(τ) replaces CE.
     """
     if mode == "activation":

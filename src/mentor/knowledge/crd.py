@@ -1,30 +1,45 @@
 """CRD: contrastive representation distillation.
 
 Tian, Krishnan & Isola (2020), "Contrastive Representation Distillation", ICLR, arXiv:1910.10699.
+Implemented as the authors' released code does it (HobbitLong/RepDistiller, ``crd/memory.py`` and
+``crd/criterion.py``), where it differs from the paper's text.
 
 The student's representation is trained to carry as much information about the teacher's as possible
 by a contrastive (NCE) lower bound on their mutual information. Embeddings are a linear map then
 L2 normalization on each side, g_S(s) and g_T(t) ``(B, d)`` (both heads train; the teacher network does
-not). A pair (t, s) from the same input is positive; K negatives per sample are drawn uniformly, with
-replacement, from the other N − 1 samples of the dataset (N = ``batch.dataset_size``) and read from
-memory banks ``(N, d)`` holding past embeddings (requires ``batch.indices``). With the critic
+not). Memory banks ``(N, d)`` hold one past embedding per training sample of each side (N =
+``batch.dataset_size``; requires ``batch.indices``). Each anchor is contrasted with the OTHER side's
+memory: row i (its own sample: the positive) and K rows j_ik drawn uniformly, with replacement, from the
+other N − 1 samples (the negatives). With scores s = anchor · memory row, the critic is
 
-    h(t, s) = exp(tᵀs/τ) / (exp(tᵀs/τ) + K/N)
+    h(s) = P(s) / (P(s) + K/N),   P(s) = exp(s/τ) / Z     i.e.   h(s) = sigmoid(s/τ − log(K · Z/N))
 
-the loss of each anchor direction is the negative of the paper's NCE bound, averaged over the batch:
+where Z = N · mean(exp(s/τ)) over the (positive and negative) scores of the first batch, set once per
+direction and then fixed: P is then an estimate of a softmax over the N samples (the paper's eq. 18
+omits Z; without it exp(s/τ) ≫ K/N and the loss and its gradient grow by orders of magnitude). Each
+direction's loss is the negative of the NCE bound, averaged over the batch:
 
-    L_S = −1/B Σ_i [ log h(g_T(t_i), g_S(s_i)) + Σ_{k=1..K} log(1 − h(bank_T[j_ik], g_S(s_i))) ]
-    L_T = −1/B Σ_i [ log h(g_T(t_i), g_S(s_i)) + Σ_{k=1..K} log(1 − h(g_T(t_i), bank_S[j'_ik])) ]
+    L_S = −1/B Σ_i [ log h(g_S(s_i)·bank_T[i]) + Σ_k log(1 − h(g_S(s_i)·bank_T[j_ik])) ]   (student anchors)
+    L_T = −1/B Σ_i [ log h(g_T(t_i)·bank_S[i]) + Σ_k log(1 − h(g_T(t_i)·bank_S[j'_ik])) ]  (teacher anchors)
     L   = w_CE · CE + w_KD · τ_KD² KL(p_T || p_S) + β (L_S + L_T)
 
-After use, the rows of this batch are updated under no_grad: bank[i] ← normalize(m·bank[i] + (1 − m)·g(x_i)).
-Banks are allocated at the first step (``bind`` sees no batch, so N is not known before), as random unit
-vectors; they and the negatives come from a generator seeded by ``seed``. Defaults: d = 128, K = 16384,
-τ = 0.07, m = 0.5, β = 0.8 (lower K on small data or memory: the step costs O(B·K·d)).
+Banks are read before this batch's update and never carry gradients, so the student learns through
+L_S and the teacher head through L_T (as in the released code; the paper's text writes the positive pair
+with both current embeddings). After use, the rows of this batch are updated under no_grad:
+bank[i] ← normalize(m·bank[i] + (1 − m)·g(x_i)). Banks are allocated at the first step (``bind`` sees no
+batch, so N is not known before) as random unit vectors; they and the negatives come from a generator
+seeded by ``seed``. Banks, Z and the generator are part of the state dict, so a resumed run continues
+exactly.
+
+Defaults are the released code's: d = 128, K = 16384, τ = 0.07, m = 0.5, β = 0.8, CE weight 1 and no KD
+(CRD+KD there adds KL with weight 1 at τ_KD = 4). One difference: with its default ``mode: exact`` the
+released code draws negatives from samples of other classes, which needs every sample's label; here
+they are drawn from all other samples. Lower K on small data or memory (the step costs O(B·K·d)).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import torch
@@ -38,17 +53,15 @@ from mentor.knowledge.base import register
 from mentor.losses import CE, KL, Context, Objective, Term
 
 
-def nce_loss(anchors: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, temperature: float,
-             dataset_size: int) -> torch.Tensor:
-    """−mean_i [log h(a_i, p_i) + Σ_k log(1 − h(a_i, n_ik))]: ``(B, d)``, ``(B, d)``, ``(B, K, d)`` -> scalar."""
-    noise = negatives.shape[1] / dataset_size  # K/N
-    positive_scores = (anchors * positives).sum(dim=1) / temperature
-    negative_scores = torch.einsum("bd,bkd->bk", anchors, negatives) / temperature
-    log_noise = torch.log(torch.tensor(noise, dtype=anchors.dtype, device=anchors.device))
-    # log h = s − log(e^s + K/N) and log(1 − h) = log(K/N) − log(e^s + K/N), both in log-sum-exp form
-    log_h = positive_scores - torch.logaddexp(positive_scores, log_noise)
-    log_one_minus_h = log_noise - torch.logaddexp(negative_scores, log_noise)
-    return -(log_h + log_one_minus_h.sum(dim=1)).mean()
+def nce_loss(logits: torch.Tensor, offset: float) -> torch.Tensor:
+    """−mean_i [log h_i0 + Σ_k log(1 − h_ik)] with h = sigmoid(logits − offset).
+
+    Args:
+        logits: ``(B, 1 + K)`` scores over τ, the positive in column 0.
+        offset: log(K · Z/N).
+    """
+    shifted = logits - offset
+    return -(F.logsigmoid(shifted[:, 0]) + F.logsigmoid(-shifted[:, 1:]).sum(dim=1)).mean()
 
 
 def check_batch(batch: Batch) -> tuple[torch.Tensor, int]:
@@ -64,7 +77,7 @@ def check_batch(batch: Batch) -> tuple[torch.Tensor, int]:
 
 
 class ContrastiveRepresentation(Term):
-    """The two-sided NCE loss with trainable embedding heads and momentum memory banks."""
+    """The two-sided NCE loss with trainable embedding heads, momentum memory banks and fixed Z."""
 
     def __init__(self, student_layer: str, teacher_layer: str, feature_dim: int, negatives: int,
                  temperature: float, momentum: float, seed: int, weight: float) -> None:
@@ -80,6 +93,8 @@ class ContrastiveRepresentation(Term):
         # one row per training sample; allocated at the first step, once N is known
         self.register_buffer("student_bank", torch.empty(0, feature_dim))
         self.register_buffer("teacher_bank", torch.empty(0, feature_dim))
+        # log Z of the student-anchor and teacher-anchor directions; NaN until the first batch sets them
+        self.register_buffer("log_normalizers", torch.full((2,), math.nan, dtype=torch.float64))
 
     def bind(self, student: Outputs, teacher: Outputs | None) -> None:
         if teacher is None:
@@ -106,16 +121,25 @@ class ContrastiveRepresentation(Term):
         drawn = drawn.to(indices.device)
         return drawn + (drawn >= indices[:, None]).long()  # skip the sample's own index
 
+    def direction(self, index: int, anchors: torch.Tensor, memory: torch.Tensor, indices: torch.Tensor,
+                  dataset_size: int) -> torch.Tensor:
+        """NCE loss of ``anchors (B, d)`` against the other side's ``memory``: positive row i, K negative rows."""
+        rows = torch.cat([indices[:, None], self.sample_negatives(indices, dataset_size)], dim=1)  # (B, 1 + K)
+        logits = torch.einsum("bd,bkd->bk", anchors, memory[rows]) / self.temperature
+        if torch.isnan(self.log_normalizers[index]):  # Z = N · mean exp(s/τ) of the first batch, then fixed
+            mean_log = torch.logsumexp(logits.detach().double().flatten(), dim=0) - math.log(logits.numel())
+            self.log_normalizers[index] = mean_log + math.log(dataset_size)
+        offset = math.log(self.negatives) + float(self.log_normalizers[index]) - math.log(dataset_size)
+        return nce_loss(logits, offset)
+
     def loss(self, context: Context) -> torch.Tensor:
         indices, dataset_size = check_batch(context.batch)
         teacher = context.require_teacher(self.name).get(self.teacher_layer).flatten(1)
         student_embedding = F.normalize(self.student_head(context.student.get(self.student_layer).flatten(1)), dim=1)
         teacher_embedding = F.normalize(self.teacher_head(teacher), dim=1)
         student_bank, teacher_bank = self.banks(dataset_size, student_embedding)
-        teacher_negatives = teacher_bank[self.sample_negatives(indices, dataset_size)]
-        student_negatives = student_bank[self.sample_negatives(indices, dataset_size)]
-        loss = nce_loss(student_embedding, teacher_embedding, teacher_negatives, self.temperature, dataset_size)
-        loss = loss + nce_loss(teacher_embedding, student_embedding, student_negatives, self.temperature, dataset_size)
+        loss = self.direction(0, student_embedding, teacher_bank, indices, dataset_size)
+        loss = loss + self.direction(1, teacher_embedding, student_bank, indices, dataset_size)
         with torch.no_grad():
             for bank, embedding in ((student_bank, student_embedding), (teacher_bank, teacher_embedding)):
                 updated = self.momentum * bank[indices] + (1 - self.momentum) * embedding.detach()

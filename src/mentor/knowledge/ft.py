@@ -1,7 +1,8 @@
 """Factor transfer (FT): a paraphraser extracts teacher factors, a translator maps the student onto them.
 
 Kim, Park & Kwak (2018), "Paraphrasing Complex Network: Network Compression via Factor Transfer",
-NeurIPS, arXiv:1802.04977.
+NeurIPS, arXiv:1802.04977. The loss's scale follows the authors' released code
+(Jangho-Kim/Factor-Transfer-pytorch, ``train_student.py``), for which β = 500 was tuned.
 
 Stage ``paraphraser``: a convolutional autoencoder P (3 convolutions encode the teacher feature
 x ``(B, m, H, W)`` into the factor F_T ``(B, k·m, H, W)``, 3 transposed convolutions decode it; k is the
@@ -11,12 +12,21 @@ paraphrase rate) is trained alone on the teacher feature; the student's weights 
     L_rec = ‖x − P(x)‖²       (averaged over elements)
 
 Stage ``train``: P is frozen; a translator (3 convolutions) maps the student feature ``(B, m_S, H', W')``
-to the student factor F_S ``(B, k·m, H', W')`` and
+to the student factor F_S ``(B, k·m, H', W')``; with F̂ = vec(F)/‖vec(F)‖₂ ``(B, D)``, D = k·m·H·W,
 
-    L = CE(y, z_S) + β · ‖ F_T / ‖F_T‖₂ − F_S / ‖F_S‖₂ ‖_p         (p = 1; vectorized factors, batch mean)
+    L = CE(y, z_S) + β · 1/(B·D) Σ_b Σ_d |F̂_T,bd − F̂_S,bd|^p          (p = 1)
 
-Factors of different spatial sizes are adaptive-average-pooled to the smaller one. The two stages
-share one paraphraser, built once by whichever term is bound first.
+The paper writes the per-sample norm ‖F̂_T − F̂_S‖_p; the released code takes the element mean
+(``nn.L1Loss`` on the normalized factors), which is D times smaller per sample, and β = 500 is set for
+that mean. Factors of different spatial sizes are adaptive-average-pooled to the smaller one. The two
+stages share one paraphraser, built once by whichever term is bound first.
+
+Defaults are the released code's: k = 0.5, β = 500, p = 1, the last group's output tapped on both sides,
+5 paraphraser epochs. The code differs from this file in ways that leave the factor loss's scale alone
+(the factors are normalized): its layers have no BatchNorm (commented out there), its decoder ends with a
+leaky ReLU, and its paraphraser is trained with an L1 reconstruction loss; here each layer is the
+paper's convolution, BatchNorm and leaky ReLU (0.1), the decoder ends linear, and L_rec is the squared
+error.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from torch import nn
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
+from mentor.knowledge.at import normalized_distance
 from mentor.knowledge.base import Stage, register
 from mentor.losses import CE, Context, Objective, Term
 
@@ -99,7 +110,7 @@ class Reconstruction(Term):
 
 
 class FactorTransfer(Term):
-    """Stage 2: β · ‖F̂_T − F̂_S‖_p with the paraphraser frozen (eval mode, no gradient) and a trained translator."""
+    """Stage 2: β · mean |F̂_T − F̂_S|^p with the paraphraser frozen (eval mode, no gradient) and a trained translator."""
 
     def __init__(self, student: str, teacher: str, paraphraser: Paraphraser, norm: float, weight: float) -> None:
         super().__init__("factor", weight)
@@ -133,9 +144,7 @@ class FactorTransfer(Term):
         size = tuple(min(a, b) for a, b in zip(student_factor.shape[2:], teacher_factor.shape[2:], strict=True))
         student_factor = F.adaptive_avg_pool2d(student_factor, size)
         teacher_factor = F.adaptive_avg_pool2d(teacher_factor, size)
-        student_factor = F.normalize(student_factor.flatten(1), dim=1)
-        teacher_factor = F.normalize(teacher_factor.flatten(1), dim=1)
-        return torch.linalg.vector_norm(teacher_factor - student_factor, ord=self.norm, dim=1).mean()
+        return normalized_distance(student_factor, teacher_factor, self.norm)
 
 
 @register("ft", "Kim et al. 2018, Paraphrasing Complex Network: Network Compression via Factor Transfer (NeurIPS)")
@@ -152,7 +161,7 @@ def ft(
     Args:
         student / teacher: paths of the feature maps (the paper uses the last group of each network).
         rate: paraphrase rate k (factor channels = k × teacher channels).
-        beta: β. norm: p of the factor distance (1 in the paper).
+        beta: β. norm: p of the factor distance, the mean of |F̂_T − F̂_S|^p (1 in the paper and code).
         paraphraser_epochs: length of the paraphraser stage.
     """
     paraphraser = Paraphraser(rate)
