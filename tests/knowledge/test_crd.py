@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mentor.batch import Batch, Outputs
+from mentor.data import ArrayDataset
+from mentor.engine import FitSettings, OptimizerSettings, fit
 from mentor.errors import MentorError
 from mentor.knowledge import create
 from mentor.knowledge.crd import ContrastiveRepresentation
 from mentor.losses import Context
+from mentor.schemes import Offline
+from tests.knowledge.conftest import student_model, teacher_model
 
 N, DIM, K, TAU = 10, 3, 4, 0.5
 
@@ -138,3 +143,29 @@ def test_banks_survive_a_state_dict_round_trip_into_a_fresh_term() -> None:
 def test_bad_parameters_raise(params: dict) -> None:
     with pytest.raises(MentorError):
         create("crd", **params)
+
+
+def test_a_resumed_run_continues_with_the_same_banks_z_and_student(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(3)
+    data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), torch.randint(0, 5, (32,), generator=generator))
+
+    def trained(epochs: int, resume: bool) -> Offline:
+        torch.manual_seed(0)
+        objective = create("crd", feature_dim=4, negatives=8)
+        scheme = Offline(student_model(), objective, teacher_model())
+        settings = FitSettings(epochs=epochs, batch_size=8, progress=False, resume=resume,
+                               optimizer=OptimizerSettings("sgd", 0.05))
+        fit(scheme, data, None, settings, checkpoints=tmp_path / "ckpt")
+        return scheme
+
+    whole = trained(3, False)
+    for name in ("last.pt", "last.prev.pt"):
+        (tmp_path / "ckpt" / name).unlink()
+    trained(1, False)  # an interrupted run: one of three epochs done
+    resumed = trained(3, True)
+    for module in ("student", "objective"):
+        before, after = getattr(whole, module).state_dict(), getattr(resumed, module).state_dict()
+        for key in before:
+            if isinstance(before[key], torch.Tensor):
+                assert torch.equal(before[key], after[key]), key
+    assert not resumed.objective.terms["crd"].log_normalizers.isnan().any()
