@@ -27,7 +27,7 @@ def test_loss_matches_the_papers_formula_with_maps_of_different_sizes() -> None:
     scheme = SCHEMES.get("ffl")(peers, tap=["stage1", "stage2"], temperature=tau, fused_channels=6)
     scheme.setup(data)
     scheme.train()
-    output = scheme.loss(data, 0.0, 1)
+    output = scheme.loss(data, 1.0, 1)  # past the ramp-up: w(t) = 1
     first = peers[0].stage1(data.inputs)                                   # (B, 4, 4, 4)
     first = (first[:, :, 0::2, 0::2] + first[:, :, 1::2, 0::2] + first[:, :, 0::2, 1::2] + first[:, :, 1::2, 1::2]) / 4
     second = peers[1].stage2(peers[1].stage1(data.inputs))                # (B, 12, 2, 2)

@@ -8,7 +8,7 @@ import torch
 from mentor.batch import Batch
 from mentor.errors import MentorError
 from mentor.schemes import SCHEMES
-from mentor.schemes.online.peers import distort
+from mentor.schemes.online.peers import Distortion
 from tests.schemes.conftest import small_cnn, two_peers
 from tests.schemes.references import reference_ce, reference_kl, sample_batch
 
@@ -75,18 +75,18 @@ def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def test_distort_flips_and_shifts_each_image_within_range_and_repeats_under_a_seed() -> None:
+def test_distortion_flips_and_shifts_each_image_within_range_and_repeats_under_a_seed() -> None:
     images = torch.randn(6, 1, 5, 5)
-    views = distort(images, torch.Generator().manual_seed(0), 1, True, 0.0)
-    assert torch.equal(views, distort(images, torch.Generator().manual_seed(0), 1, True, 0.0))
+    views = Distortion(1, True)(images, torch.Generator().manual_seed(0))
+    assert torch.equal(views, Distortion(1, True)(images, torch.Generator().manual_seed(0)))
     for image, view in zip(images, views, strict=True):
         candidates = [shifted(source, dy, dx) for source in (image, image.flip(-1))
                       for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
         assert any(torch.equal(view, candidate) for candidate in candidates)
-    noisy = distort(images, torch.Generator().manual_seed(0), 0, False, 0.5)
+    noisy = Distortion(noise=0.5)(images, torch.Generator().manual_seed(0))
     assert 0.3 < float((noisy - images).std()) < 0.7
     flat = torch.randn(4, 3)
-    assert torch.equal(distort(flat, torch.Generator().manual_seed(0), 2, True, 0.0), flat)
+    assert torch.equal(Distortion(2, True)(flat, torch.Generator().manual_seed(0)), flat)
 
 
 @pytest.mark.parametrize("models, params", [

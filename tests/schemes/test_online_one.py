@@ -38,7 +38,7 @@ def test_the_split_shares_the_low_layers_and_gives_each_branch_its_own_upper_lay
 def test_loss_matches_the_papers_formula() -> None:
     model, scheme = built(tau=3.0)
     data = batch()
-    output = scheme.loss(data, 0.0, 1)
+    output = scheme.loss(data, 1.0, 1)  # past the ramp-up: w(t) = 1
     shared = model.stage1(data.inputs)
     logits = [branch(shared) for branch in scheme.network.branches]
     gate = scheme.gate

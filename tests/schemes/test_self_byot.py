@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +9,7 @@ import torch.nn.functional as F
 from mentor.batch import Batch
 from mentor.errors import MentorError
 from mentor.schemes import SCHEMES
+from mentor.schemes.selflearning.byot import self_distillation_parts
 from tests.schemes.conftest import small_cnn, tiny_data
 
 
@@ -21,13 +20,6 @@ def built(**params):  # noqa: ANN201
     scheme.setup(batch)
     scheme.train()
     return scheme, batch
-
-
-def log_softmax_row(values: list[float], tau: float = 1.0) -> list[float]:
-    scaled = [v / tau for v in values]
-    top = max(scaled)
-    norm = top + math.log(sum(math.exp(v - top) for v in scaled))
-    return [v - norm for v in scaled]
 
 
 def test_shallow_classifiers_match_the_deepest_feature_shape() -> None:
@@ -41,28 +33,39 @@ def test_shallow_classifiers_match_the_deepest_feature_shape() -> None:
     assert all(z.shape == (6, 5) for z in logits)
 
 
-def test_loss_matches_the_papers_sum_over_classifiers() -> None:
-    alpha, tau, hint = 0.3, 2.0, 0.05
-    scheme, batch = built(alpha=alpha, temperature=tau, hint_weight=hint)
+def test_loss_and_its_gradient_scale_follow_the_released_code_on_a_hand_computed_example() -> None:
+    # One sample of class 0, two classes; deepest logits (2, 0), shallow (0, 1); α = 0.3, τ = 2, λ = 0.1.
+    # CE(deepest) = log(1 + e^-2) = 0.126928 (weight 1); CE(shallow) = log(1 + e) = 1.313262 (weight 1 − α);
+    # q^C = softmax((1, 0)) = (0.731059, 0.268941), q^1 = softmax((0, 0.5)) = (0.377541, 0.622459),
+    # KL(q^C || q^1) = 0.257403 (no τ²); hint ‖(1, 2) − (0, 4)‖² = 5.
+    deepest = torch.tensor([[2.0, 0.0]], requires_grad=True)
+    shallow = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    features = [torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])]
+    parts = self_distillation_parts([shallow, deepest], features, torch.tensor([0]), ["exit1"], 0.3, 2.0, 0.1)
+    assert parts["ce/deepest"].item() == pytest.approx(0.126928, abs=1e-6)
+    assert parts["ce/exit1"].item() == pytest.approx(0.7 * 1.313262, abs=1e-6)
+    assert parts["kl/exit1"].item() == pytest.approx(0.3 * 0.257403, abs=1e-6)
+    assert parts["hint/exit1"].item() == pytest.approx(0.5, abs=1e-6)
+    # The soft term's gradient on the shallow logits is α/τ (q^1 − q^C) = ±0.053028: a quarter of what a τ²
+    # factor would give, one tenth of its cross-entropy's 0.7 (p − y) = ±0.511741.
+    (gradient,) = torch.autograd.grad(parts["kl/exit1"], shallow)
+    assert gradient.tolist()[0] == pytest.approx([-0.053028, 0.053028], abs=1e-6)
+    (gradient,) = torch.autograd.grad(parts["ce/exit1"], shallow)
+    assert gradient.tolist()[0] == pytest.approx([-0.511741, 0.511741], abs=1e-6)
+    assert deepest.grad is None  # the deepest classifier is the teacher of the soft term
+
+
+def test_defaults_follow_the_released_code() -> None:
+    scheme = SCHEMES.create("byot", [small_cnn(1)], taps=["stage1"])
+    assert (scheme.alpha, scheme.temperature, scheme.hint_weight) == (0.3, 3.0, 0.0)
+
+
+def test_the_scheme_loss_is_the_sum_of_its_parts_on_the_networks_outputs() -> None:
+    scheme, batch = built(alpha=0.3, temperature=2.0, hint_weight=0.05)
     output = scheme.loss(batch, 0.0, 1)
-    logits, features = (
-        [t.detach() for t in tensors] for tensors in scheme.exits.all(batch.inputs)
-    )
-    expected = 0.0
-    for row, label in enumerate(batch.targets.tolist()):
-        deepest = logits[-1][row].tolist()
-        expected += (1 - alpha) * -log_softmax_row(deepest)[label]
-        teacher = log_softmax_row(deepest, tau)
-        for index in range(2):
-            shallow = logits[index][row].tolist()
-            expected += (1 - alpha) * -log_softmax_row(shallow)[label]
-            student = log_softmax_row(shallow, tau)
-            kl = sum(math.exp(t) * (t - s) for t, s in zip(teacher, student, strict=True))
-            expected += alpha * tau**2 * kl
-            shallow_feature, deepest_feature = features[index][row].tolist(), features[-1][row].tolist()
-            squared = sum((a - b) ** 2 for a, b in zip(shallow_feature, deepest_feature, strict=True))
-            expected += hint * squared
-    assert output.total.item() == pytest.approx(expected / len(batch), rel=1e-5)
+    logits, features = scheme.exits.all(batch.inputs)
+    parts = self_distillation_parts(logits, features, batch.targets, ["exit1", "exit2"], 0.3, 2.0, 0.05)
+    assert output.total.item() == pytest.approx(sum(part.item() for part in parts.values()), rel=1e-6)
     assert set(output.parts) == {"ce/deepest", "ce/exit1", "kl/exit1", "hint/exit1", "ce/exit2", "kl/exit2",
                                  "hint/exit2"}
 
@@ -76,7 +79,7 @@ def test_gradients_reach_every_classifier_and_the_head_learns_only_from_the_labe
     assert network.stage1[0].weight.grad.abs().sum() > 0
     head_gradient = network.head.weight.grad.clone()
     network.zero_grad()
-    (0.6 * F.cross_entropy(network(batch.inputs), batch.targets)).backward()
+    F.cross_entropy(network(batch.inputs), batch.targets).backward()
     assert torch.allclose(head_gradient, network.head.weight.grad, atol=1e-6)
 
 

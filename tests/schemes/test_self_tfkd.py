@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mentor.batch import Batch
+from mentor.batch import Batch, Outputs
 from mentor.engine import FitSettings, fit
 from mentor.errors import MentorError
+from mentor.losses.terms import Context
 from mentor.schemes import SCHEMES, Offline
 from mentor.schemes.selflearning.tfkd import virtual_teacher
 from mentor.teachers import FrozenTeacher
@@ -22,6 +23,10 @@ from tests.schemes.conftest import small_cnn, tiny_data
 def softmax_row(values: list[float]) -> list[float]:
     exps = [math.exp(v) for v in values]
     return [e / sum(exps) for e in exps]
+
+
+def context_of(batch: Batch, logits: torch.Tensor) -> Context:
+    return Context(batch, Outputs(logits, {}), None)
 
 
 def linear_model() -> nn.Module:
@@ -36,14 +41,35 @@ def batch_of(size: int = 5, seed: int = 0) -> Batch:
 
 def test_virtual_teacher_is_the_designed_distribution_softened_at_tau() -> None:
     targets = torch.tensor([2, 0])
-    produced = virtual_teacher(targets, 4, 0.9, 2.0)
+    produced = virtual_teacher(targets, 4, 0.9, 2.0, form="paper")
     for row, label in enumerate(targets.tolist()):
         base = [0.9 if k == label else 0.1 / 3 for k in range(4)]
         powered = [p ** (1 / 2.0) for p in base]
         expected = [p / sum(powered) for p in powered]
         assert produced[row].tolist() == pytest.approx(expected, rel=1e-6)
-    as_code = virtual_teacher(targets, 4, 0.9, 2.0, soften="probabilities")[0]
+    as_code = virtual_teacher(targets, 4, 0.9, 2.0)[0]
     assert as_code.tolist() == pytest.approx(softmax_row([0.1 / 6, 0.1 / 6, 0.45, 0.1 / 6]), rel=1e-6)
+
+
+def test_tfkd_virtual_defaults_are_the_released_code_and_its_loss_scale() -> None:
+    # Logits (1, 0, −1), label 0, K = 3, released defaults a = 0.99, τ = 20, α = 0.1:
+    # p^d = (0.99, 0.005, 0.005), softmax(p^d / 20) = (0.344366, 0.327817, 0.327817), p = softmax(z) =
+    # (0.665241, 0.244728, 0.090031); KL(p^d_τ || p) = 0.292717; CE = 0.407606; L = 0.9·CE + 0.1·KL = 0.396117.
+    model = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+    scheme = SCHEMES.get("tfkd-virtual")([model])
+    batch = Batch(torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([0]))
+    scheme.setup(batch)
+    output = scheme.loss(batch, 0.0, 1)
+    assert output.total.item() == pytest.approx(0.396117, abs=1e-6)
+    assert output.parts["virtual-kl"].item() == pytest.approx(0.1 * 0.292717, abs=1e-6)
+    # Its gradient on the logits is α (p − p^d_τ) = (0.032087, −0.008309, −0.023779), on the cross-entropy's
+    # scale times α; softening the student too (the paper's reading) would shrink it by another 1/τ = 1/20.
+    logits = torch.tensor([[1.0, 0.0, -1.0]], requires_grad=True)
+    term = next(term for term in scheme.objective if term.name == "virtual-kl")
+    (gradient,) = torch.autograd.grad(term.loss(context_of(batch, logits)) * term.weight, logits)
+    assert gradient.tolist()[0] == pytest.approx([0.032087, -0.008309, -0.023779], abs=1e-6)
 
 
 def reference_virtual_loss(logits: torch.Tensor, targets: torch.Tensor, a: float, tau: float, alpha: float) -> float:
@@ -60,9 +86,9 @@ def reference_virtual_loss(logits: torch.Tensor, targets: torch.Tensor, a: float
     return total / len(targets)
 
 
-def test_tfkd_virtual_loss_matches_equation_9() -> None:
+def test_tfkd_virtual_paper_form_matches_equation_9() -> None:
     model, batch = linear_model(), batch_of()
-    scheme = SCHEMES.get("tfkd-virtual")([model], correct_probability=0.95, temperature=3.0, alpha=0.4)
+    scheme = SCHEMES.get("tfkd-virtual")([model], correct_probability=0.95, temperature=3.0, alpha=0.4, form="paper")
     scheme.setup(batch)
     value = scheme.loss(batch, 0.0, 1).total
     expected = reference_virtual_loss(model(batch.inputs).detach(), batch.targets, 0.95, 3.0, 0.4)
@@ -74,7 +100,8 @@ def test_tfkd_virtual_at_tau_one_is_label_smoothing_up_to_a_constant() -> None:
     epsilon = alpha * classes * (1 - a) / (classes - 1)
     teacher = [a] + [(1 - a) / (classes - 1)] * (classes - 1)
     constant = alpha * sum(p * math.log(p) for p in teacher)  # −α·H(p^d)
-    scheme = SCHEMES.get("tfkd-virtual")([linear_model()], correct_probability=a, temperature=1.0, alpha=alpha)
+    scheme = SCHEMES.get("tfkd-virtual")([linear_model()], correct_probability=a, temperature=1.0, alpha=alpha,
+                                         form="paper")
     for seed in (0, 1, 2):
         batch = batch_of(seed=seed)
         scheme.setup(batch)
@@ -133,7 +160,7 @@ def test_tfkd_self_pretrains_then_teaches_an_untrained_copy() -> None:
         ("tfkd-self", {"temperature": 0.0}),
         ("tfkd-self", {"pretrain_epochs": 0}),
         ("tfkd-virtual", {"correct_probability": 0.5}),
-        ("tfkd-virtual", {"soften": "logits"}),
+        ("tfkd-virtual", {"form": "logits"}),
         ("tfkd-virtual", {"alpha": -0.1}),
     ],
 )

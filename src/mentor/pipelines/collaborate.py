@@ -2,7 +2,9 @@
 same models trained independently (each alone, and their plain ensemble).
 
 The scheme is trained by the one loop; a phased scheme (born-again generations, self-training
-rounds) is trained phase by phase, each phase one call of the loop.
+rounds) is trained phase by phase, each phase one call of the loop. The comparison is fair: a peer
+trained alone sees the loop's augmentation and, on top of it, the one the scheme applies to its
+peers' inputs (:meth:`~mentor.schemes.Scheme.augmentation`), as the scheme's peers do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 
 from mentor.batch import Batch
 from mentor.data import Splits
+from mentor.data.batches import Transform
 from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
 from mentor.errors import MentorError
 from mentor.pipelines.distill import Result, fit_plan, measure, settings
@@ -53,6 +56,25 @@ def train_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings, lo
     return built.predictors()
 
 
+@dataclass(frozen=True)
+class Chained:
+    """Two batch augmentations applied one after the other, from the same generator."""
+
+    first: Transform
+    second: Transform
+
+    def __call__(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.second(self.first(inputs, generator), generator)
+
+
+def alone_settings(built: Scheme | Phased, settings: FitSettings) -> FitSettings:
+    """The settings that train a peer alone with the augmentation the scheme's peers see."""
+    extra = built.augmentation() if isinstance(built, Scheme) else None
+    if extra is None:
+        return settings
+    return replace(settings, augment=extra if settings.augment is None else Chained(settings.augment, extra))
+
+
 def collaborate(
     scheme: str | Scheme | Phased,
     models: list[nn.Module],
@@ -85,18 +107,18 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
 
         settings = replace(job.settings, seed=seed, resume=resume)
         seed_everything(seed)
-        predictors = train_scheme(job.build([factory() for factory in job.peers]), data, settings,
-                                  log.bind(run=job.scheme, seed=seed), folder(job.scheme))
+        built = job.build([factory() for factory in job.peers])
+        predictors = train_scheme(built, data, settings, log.bind(run=job.scheme, seed=seed), folder(job.scheme))
         for name, model in predictors.items():
             result.rows.append(measure(f"{job.scheme}: {name}", seed, model, data, job.latency_batch))
             echo(f"seed {seed}: {job.scheme} {name} {result.rows[-1].accuracy:.2%}")
         if not job.independent:
             continue
-        alone = []
+        alone, fair = [], alone_settings(built, settings)
         seed_everything(seed)
         fresh = [factory() for factory in job.peers]  # the scheme's initial weights: distinct peers stay distinct
         for index, model in enumerate(fresh):
-            fit_plan(model, data, settings, log=log.bind(run=f"peer{index}-alone", seed=seed),
+            fit_plan(model, data, fair, log=log.bind(run=f"peer{index}-alone", seed=seed),
                      checkpoints=folder(f"peer{index}-alone"))
             alone.append(model)
             result.rows.append(measure(f"independent: peer{index}", seed, model, data, job.latency_batch))

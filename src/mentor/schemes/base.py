@@ -15,6 +15,7 @@ from torch import nn
 
 from mentor.batch import Batch
 from mentor.data import ArrayDataset
+from mentor.data.batches import Transform
 from mentor.losses.objective import LossOutput
 from mentor.registry import Registry
 
@@ -43,6 +44,13 @@ class Scheme(nn.Module):
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
         """The loss of one training step (its ``total`` is back-propagated)."""
         raise NotImplementedError
+
+    def augmentation(self) -> Transform | None:
+        """The augmentation the scheme itself applies to its peers' inputs, on top of the loop's (``None``: none).
+
+        A fair baseline trains each peer alone with it too, so the scheme and its peers alone see the same data.
+        """
+        return None
 
     def after_step(self) -> None:
         """Called after every optimizer step (EMA teachers, memory banks)."""

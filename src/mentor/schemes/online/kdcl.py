@@ -26,9 +26,10 @@ from pydantic import Field
 from torch import nn
 
 from mentor.batch import Batch
+from mentor.data.batches import Transform
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
-from mentor.schemes.online.peers import Ensemble, check_count, distort, forward, online_scheme, soft_kl
+from mentor.schemes.online.peers import Distortion, Ensemble, check_count, forward, online_scheme, soft_kl
 
 
 def min_logit(logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
@@ -42,11 +43,10 @@ class CollaborativeLearning(Scheme):
     """Students on individually distorted inputs, taught by an ensemble of all of them."""
 
     def __init__(self, students: list[nn.Module], ensemble: str, temperature: float, weight: float,
-                 shift: int, flip: bool, noise: float, seed: int) -> None:
+                 distortion: Distortion, seed: int) -> None:
         super().__init__()
         self.students = nn.ModuleList(students)
-        self.ensemble, self.temperature, self.weight = ensemble, temperature, weight
-        self.shift, self.flip, self.noise = shift, flip, noise
+        self.ensemble, self.temperature, self.weight, self.distortion = ensemble, temperature, weight, distortion
         self.generator = torch.Generator().manual_seed(seed)
 
     def trained(self) -> dict[str, nn.Module]:
@@ -54,6 +54,9 @@ class CollaborativeLearning(Scheme):
 
     def predictors(self) -> dict[str, nn.Module]:
         return {**self.trained(), "ensemble": Ensemble(list(self.students))}
+
+    def augmentation(self) -> Transform | None:
+        return self.distortion if self.distortion.active else None
 
     def soft_target(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         if self.ensemble == "minlogit":
@@ -63,8 +66,7 @@ class CollaborativeLearning(Scheme):
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
         logits = []
         for student in self.students:
-            view = distort(batch.inputs, self.generator, self.shift, self.flip, self.noise)
-            logits.append(forward(student, view).logits)
+            logits.append(forward(student, self.distortion(batch.inputs, self.generator)).logits)
         target = self.soft_target(logits, batch.targets).detach()
         parts = {}
         for k, z in enumerate(logits):
@@ -80,10 +82,10 @@ def kdcl(
     temperature: Annotated[float, Field(gt=0)] = 2.0,
     weight: Annotated[float, Field(ge=0)] = 1.0,
     shift: Annotated[int, Field(ge=0)] = 2,
-    flip: bool = True,
+    flip: bool = False,
     noise: Annotated[float, Field(ge=0)] = 0.0,
     seed: int = 0,
 ) -> CollaborativeLearning:
     """``models`` = the m >= 2 students (any capacities); ``weight`` = λ of the soft-target term."""
     check_count(models, "kdcl", 2)
-    return CollaborativeLearning(models, ensemble, temperature, weight, shift, flip, noise, seed)
+    return CollaborativeLearning(models, ensemble, temperature, weight, Distortion(shift, flip, noise), seed)

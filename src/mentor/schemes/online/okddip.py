@@ -14,9 +14,13 @@ derives its own target from all peers' logits with attention weights computed fr
     L = Σ_a CE(y, z_a) + CE(y, z_L) + w(t) (L_1 + L_2)
 
 The first-level targets keep their gradient path, so the projections W_q, W_k learn from L_1 as in the
-paper's end-to-end training; the leader's target is detached, so the leader never changes the peers.
-d (``attention_dim``) defaults to D/8 as in the paper; w(t) is the sigmoid ramp-up over ``rampup`` epochs
-(0: w = 1). ``models`` = [leader, peer_1, ..., peer_m]; the leader is the deployed model.
+paper's end-to-end training and the authors' released code (τ = 3, KL summed over classes and averaged
+over the batch). The leader's target is detached, so the leader never changes the peers: the released
+code leaves the peers' mean attached there, which lets the second level pull the peers toward the leader
+as well; the paper describes a transfer from the group to the leader only, which is what is done here.
+d (``attention_dim``) defaults to D/8 as in the paper; w(t) = exp(−5(1 − t/T_r)²) is the sigmoid ramp-up
+over T_r = ``rampup`` epochs, by default over 80/300 of the run (the released code's 80 of its 300
+epochs). ``models`` = [leader, peer_1, ..., peer_m]; the leader is the deployed model.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from mentor.errors import MentorError
 from mentor.losses.functional import kl_divergence
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
-from mentor.schemes.online.peers import Ensemble, check_count, forward, online_scheme, probe, sigmoid_rampup, soft_kl
+from mentor.schemes.online.peers import Ensemble, check_count, forward, online_scheme, probe, rampup_weight, soft_kl
 
 
 def peer_targets(logits: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -46,7 +50,7 @@ class DiversePeers(Scheme):
     """A group leader and auxiliary peers with attention-derived, peer-specific targets."""
 
     def __init__(self, leader: nn.Module, peers: list[nn.Module], feature: str, temperature: float,
-                 attention_dim: int | None, rampup: float) -> None:
+                 attention_dim: int | None, rampup: float | None) -> None:
         super().__init__()
         self.leader, self.peers = leader, nn.ModuleList(peers)
         self.feature, self.temperature, self.attention_dim, self.rampup = feature, temperature, attention_dim, rampup
@@ -81,7 +85,7 @@ class DiversePeers(Scheme):
         logits = torch.stack([out.logits for out in outs], dim=1)                       # (B, m, K)
         features = torch.stack([out.features[self.feature].flatten(1) for out in outs], dim=1)
         targets = peer_targets(logits, self.attention["query"](features), self.attention["key"](features))
-        weight, tau = sigmoid_rampup(epoch, self.rampup), self.temperature
+        weight, tau = rampup_weight(epoch, epochs, self.rampup), self.temperature
         parts = {"leader/ce": F.cross_entropy(leader, batch.targets),
                  "leader/kl": weight * soft_kl(leader, logits.mean(1), tau)}
         for a in range(len(self.peers)):
@@ -97,7 +101,7 @@ def okddip(
     feature: str = "head:input",
     temperature: Annotated[float, Field(gt=0)] = 3.0,
     attention_dim: Annotated[int, Field(gt=0)] | None = None,
-    rampup: Annotated[float, Field(ge=0)] = 0.0,
+    rampup: Annotated[float, Field(ge=0)] | None = None,
 ) -> DiversePeers:
     """``models`` = [leader, peer_1, ..., peer_m] with m >= 2; ``feature`` = the path of the peers' features."""
     check_count(models, "okddip", 3)

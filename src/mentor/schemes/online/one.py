@@ -9,12 +9,14 @@ shared features weights the branch logits into an ensemble teacher, which every 
     z_i = branch_i(shared)                             (B, K), i = 1..m
     g = softmax(ReLU(BN(W_g · GAP(shared))))           (B, m)   the gate: FC + BN + ReLU + softmax
     z_e = Σ_i g_i · z_i                                (B, K)   the on-the-fly native ensemble
-    L = Σ_i CE(y, z_i) + CE(y, z_e) + τ² Σ_i KL(softmax(z_e/τ) || softmax(z_i/τ))
+    L = Σ_i CE(y, z_i) + CE(y, z_e) + w(t) τ² Σ_i KL(softmax(z_e/τ) || softmax(z_i/τ))
 
 The ensemble is detached in the KL terms (it is the teacher); it learns through its own cross-entropy,
-which also trains the gate. Any branch is deployed alone ("branch0", the model passed in); the gated
-ensemble is evaluated as "ensemble". ``models`` is ``[model]``, an ``nn.Sequential``; ``split`` names the
-child where the branches start (``stage2`` of a two-stage CNN).
+which also trains the gate. As in the authors' released code (τ = 3, KL summed over classes and averaged
+over the batch), w(t) = exp(−5(1 − t/T_r)²) ramps the distillation up over T_r = ``rampup`` epochs; by
+default over 80/300 of the run, the code's 80 of its 300 epochs. Any branch is deployed alone ("branch0",
+the model passed in); the gated ensemble is evaluated as "ensemble". ``models`` is ``[model]``, an
+``nn.Sequential``; ``split`` names the child where the branches start (``stage2`` of a two-stage CNN).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from mentor.batch import Batch
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
 from mentor.schemes.online.branches import MultiBranch
-from mentor.schemes.online.peers import check_count, online_scheme, soft_kl
+from mentor.schemes.online.peers import check_count, online_scheme, rampup_weight, soft_kl
 
 
 def pooled(shared: torch.Tensor) -> torch.Tensor:
@@ -72,10 +74,10 @@ class GatedEnsemble(nn.Module):
 class NativeEnsemble(Scheme):
     """m branches on a shared trunk, taught by their gated ensemble."""
 
-    def __init__(self, network: MultiBranch, temperature: float) -> None:
+    def __init__(self, network: MultiBranch, temperature: float, rampup: float | None) -> None:
         super().__init__()
         self.network = network
-        self.temperature = temperature
+        self.temperature, self.rampup = temperature, rampup
         self.gate: Gate | None = None
 
     def setup(self, batch: Batch) -> None:
@@ -99,10 +101,11 @@ class NativeEnsemble(Scheme):
         if self.gate is None:
             self.setup(batch)
         logits, ensemble = gated_ensemble(self.network, self.gate, batch.inputs)
+        weight = rampup_weight(epoch, epochs, self.rampup)
         parts = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}
         for i, z in enumerate(logits):
             parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
-            parts[f"branch{i}/kl"] = soft_kl(z, ensemble, self.temperature)
+            parts[f"branch{i}/kl"] = weight * soft_kl(z, ensemble, self.temperature)
         return LossOutput.of(parts)
 
 
@@ -112,7 +115,8 @@ def one(
     split: str,
     branches: Annotated[int, Field(ge=2)] = 3,
     temperature: Annotated[float, Field(gt=0)] = 3.0,
+    rampup: Annotated[float, Field(ge=0)] | None = None,
 ) -> NativeEnsemble:
     """``models`` = [one nn.Sequential]; children before ``split`` are shared, the rest copied per branch."""
     check_count(models, "one", 1, 1)
-    return NativeEnsemble(MultiBranch.from_sequential(models[0], split, branches, "one"), temperature)
+    return NativeEnsemble(MultiBranch.from_sequential(models[0], split, branches, "one"), temperature, rampup)

@@ -32,16 +32,17 @@ from pydantic import Field
 from torch import nn
 
 from mentor.batch import Batch
+from mentor.data.batches import Transform
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
 from mentor.schemes.online.branches import MultiBranch
 from mentor.schemes.online.peers import (
+    Distortion,
     EvalSequential,
     MeanTeacher,
     check_count,
-    distort,
     online_scheme,
-    sigmoid_rampup,
+    rampup_weight,
     soft_kl,
 )
 
@@ -61,13 +62,13 @@ class PeerEnsemble(nn.Module):
 class PeerCollaborativeLearning(Scheme):
     """Peers on one trunk, taught by a learned ensemble and by each other's temporal means."""
 
-    def __init__(self, network: MultiBranch, temperature: float, decay: float, rampup: float,
-                 shift: int, flip: bool, seed: int) -> None:
+    def __init__(self, network: MultiBranch, temperature: float, decay: float, rampup: float | None,
+                 distortion: Distortion, seed: int) -> None:
         super().__init__()
         self.network = network
         self.mean_teacher = MeanTeacher(network, decay)
         self.mean_teacher.register_buffer("accuracy", torch.zeros(len(network.branches)))
-        self.temperature, self.rampup, self.shift, self.flip = temperature, rampup, shift, flip
+        self.temperature, self.rampup, self.distortion = temperature, rampup, distortion
         self.generator = torch.Generator().manual_seed(seed)
         self.head: nn.Linear | None = None
         self._batch_accuracy: torch.Tensor | None = None
@@ -100,7 +101,7 @@ class PeerCollaborativeLearning(Scheme):
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
         if self.head is None:
             self.setup(batch)
-        views = [distort(batch.inputs, self.generator, self.shift, self.flip, 0.0) for _ in range(self.count)]
+        views = [self.distortion(batch.inputs, self.generator) for _ in range(self.count)]
         branches = [self.network.branch(i, self.network.trunk(x)) for i, x in enumerate(views)]
         features, logits = [h for h, _ in branches], [z for _, z in branches]
         ensemble = self.head(torch.cat(features, dim=1))
@@ -108,7 +109,7 @@ class PeerCollaborativeLearning(Scheme):
         with torch.no_grad():
             means = [mean.branch(j, mean.trunk(x))[1] for j, x in enumerate(views)]
         self._batch_accuracy = torch.stack([(z.argmax(1) == batch.targets).float().mean() for z in means])
-        weight = sigmoid_rampup(epoch, self.rampup)
+        weight = rampup_weight(epoch, epochs, self.rampup)
         parts = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}
         for i, z in enumerate(logits):
             parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
@@ -116,6 +117,9 @@ class PeerCollaborativeLearning(Scheme):
             others = [soft_kl(z, means[j], self.temperature) for j in range(self.count) if j != i]
             parts[f"branch{i}/mean_kl"] = weight * sum(others) / (self.count - 1)
         return LossOutput.of(parts)
+
+    def augmentation(self) -> Transform | None:
+        return self.distortion if self.distortion.active else None
 
     def after_step(self) -> None:
         self.mean_teacher.update(self.network)
@@ -130,12 +134,12 @@ def pcl(
     branches: Annotated[int, Field(ge=2)] = 3,
     temperature: Annotated[float, Field(gt=0)] = 3.0,
     decay: Annotated[float, Field(ge=0, lt=1)] = 0.999,
-    rampup: Annotated[float, Field(ge=0)] = 0.0,
+    rampup: Annotated[float, Field(ge=0)] | None = None,
     shift: Annotated[int, Field(ge=0)] = 2,
-    flip: bool = True,
+    flip: bool = False,
     seed: int = 0,
 ) -> PeerCollaborativeLearning:
     """``models`` = [one nn.Sequential]; ``split`` names the child where the peers' branches start."""
     check_count(models, "pcl", 1, 1)
     network = MultiBranch.from_sequential(models[0], split, branches, "pcl")
-    return PeerCollaborativeLearning(network, temperature, decay, rampup, shift, flip, seed)
+    return PeerCollaborativeLearning(network, temperature, decay, rampup, Distortion(shift, flip), seed)

@@ -1,4 +1,5 @@
-"""What several online schemes share: parameter checks, mutual KL, ensembles, distortions, mean teachers.
+"""What several online schemes share: parameter checks, mutual KL, ensembles, ramp-ups, distortions, mean
+teachers.
 
 Shapes: ``B`` samples, ``K`` classes; logits are ``(B, K)``.
 """
@@ -9,6 +10,7 @@ import copy
 import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -108,30 +110,54 @@ def average_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([F.softmax(z, dim=1) for z in logits]).mean(0).clamp_min(1e-12).log()
 
 
-def sigmoid_rampup(epoch: float, length: float) -> float:
-    """Mean-teacher ramp-up exp(−5 (1 − t/length)²), 1 from ``length`` epochs on (1 when length is 0)."""
+REFERENCE_RAMPUP = 80 / 300
+"""Share of the run the distillation weight takes to ramp up when no length is given: the released code of
+ONE, OKDDip and FFL ramps up over 80 of its 300 epochs (``--consistency_rampup 80``)."""
+
+
+def rampup_weight(epoch: float, epochs: int, length: float | None) -> float:
+    """Mean-teacher ramp-up exp(−5 (1 − t/L)²) at epoch t, 1 from L on (and when L is 0).
+
+    L = ``length`` epochs, or :data:`REFERENCE_RAMPUP` of the run's ``epochs`` when ``length`` is ``None``.
+    """
+    length = REFERENCE_RAMPUP * epochs if length is None else length
     if length <= 0:
         return 1.0
     progress = min(max(epoch / length, 0.0), 1.0)
     return math.exp(-5.0 * (1.0 - progress) ** 2)
 
 
-def distort(inputs: torch.Tensor, generator: torch.Generator, shift: int, flip: bool, noise: float) -> torch.Tensor:
-    """Random horizontal flip, whole-pixel shift (zero fill) and Gaussian noise, one draw per sample.
+@dataclass(frozen=True)
+class Distortion:
+    """Random whole-pixel shift (zero fill), horizontal flip and Gaussian noise, one draw per sample.
 
-    Flips and shifts apply to image batches ``(B, C, H, W)`` only; noise to any batch. Every random
-    number comes from ``generator`` (on the CPU), so a seeded generator repeats the same views.
+    A batch transform ``(inputs, generator) -> inputs`` like the loop's augmentations: a scheme that shows
+    each peer its own distorted view hands the same transform to the peers trained alone, so both see
+    the same augmentation. Shifts and flips apply to image batches ``(B, C, H, W)`` only; noise to any
+    batch. Every random number comes from ``generator`` (on the CPU), so a seeded generator repeats the
+    same views. Flips are off unless asked for: a mirrored digit or letter is another symbol, or none.
     """
-    out, size = inputs, inputs.shape[0]
-    if inputs.ndim == 4 and flip:
-        flipped = (torch.rand(size, generator=generator) < 0.5).to(inputs.device)
-        out = torch.where(flipped[:, None, None, None], out.flip(-1), out)
-    if inputs.ndim == 4 and shift > 0:
-        offsets = torch.randint(-shift, shift + 1, (2, size), generator=generator)
-        out = translate(out, offsets[0], offsets[1])
-    if noise > 0:
-        out = out + noise * torch.randn(out.shape, generator=generator).to(out.device, out.dtype)
-    return out
+
+    shift: int = 0
+    flip: bool = False
+    noise: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether the transform changes its inputs at all."""
+        return self.shift > 0 or self.flip or self.noise > 0
+
+    def __call__(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out, size = inputs, inputs.shape[0]
+        if inputs.ndim == 4 and self.flip:
+            flipped = (torch.rand(size, generator=generator) < 0.5).to(inputs.device)
+            out = torch.where(flipped[:, None, None, None], out.flip(-1), out)
+        if inputs.ndim == 4 and self.shift > 0:
+            offsets = torch.randint(-self.shift, self.shift + 1, (2, size), generator=generator)
+            out = translate(out, offsets[0], offsets[1])
+        if self.noise > 0:
+            out = out + self.noise * torch.randn(out.shape, generator=generator).to(out.device, out.dtype)
+        return out
 
 
 def resize_maps(maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -7,14 +7,19 @@ The network is cut at the tapped stages (``taps``, outputs ``(B, C_i, H_i, W_i)`
 shallow classifier, built from the tapped shapes: a bottleneck (1×1 conv, 3×3 conv, BatchNorm, ReLU,
 average-pooled to the shape of the deepest feature) giving F_i, then a fully connected layer giving
 z_i ``(B, K)``. The deepest classifier is the network's own head; F_C is the tensor at ``feature``
-(default the head's input, ``(B, C)``). With q^i_τ = softmax(z_i / τ), summed over the classifiers:
+(default the head's input, ``(B, C)``). With q^i_τ = softmax(z_i / τ):
 
-    L = Σ_i (1 − α) · CE(y, softmax(z_i)) + α · τ² · KL(q^C_τ || q^i_τ) + λ · ‖F_i − F_C‖²₂
+    L = CE(y, softmax(z_C)) + Σ_{i<C} [(1 − α) · CE(y, softmax(z_i)) + α · KL(q^C_τ || q^i_τ) + λ · ‖F_i − F_C‖²₂]
 
-For the deepest classifier (i = C) only its CE remains. q^C and F_C are detached: the deepest
-classifier is the teacher. ‖·‖²₂ is summed over a sample's elements and averaged over the batch.
-Predictors: ``deepest`` (the network), ``exit1``, ``exit2``, ... (the shallow classifiers, in tap order)
-and ``ensemble`` (the average of every classifier's softmax output).
+q^C and F_C are detached: the deepest classifier is the teacher. ‖·‖²₂ is summed over a sample's elements
+and averaged over the batch. The scales follow the authors' released code (ArchipLab-LinfengZhang/
+pytorch-self-distillation-final): the deepest classifier's cross-entropy has weight 1, not the paper's
+(1 − α); the soft term is the cross-entropy to q^C_τ with no τ² factor (KL here: the same gradient, 0 at
+a perfect match), α = 0.3, τ = 3; and there is no feature term, so λ (``hint_weight``) defaults to 0
+(the paper's λ‖F_i − F_C‖² is kept as an option; a widely used reimplementation weights it by 1e-6 on a
+sum over the whole batch, next to nothing). Predictors: ``deepest`` (the network), ``exit1``,
+``exit2``, ... (the shallow classifiers, in tap order) and ``ensemble`` (the average of every
+classifier's softmax output).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from torch import nn
 
 from mentor.batch import Batch
 from mentor.errors import MentorError
-from mentor.losses.functional import kl_with_temperature, lp_distance
+from mentor.losses.functional import kl_divergence, lp_distance
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import SCHEMES, Scheme
 from mentor.schemes.online.peers import average_probabilities, check_count, probe
@@ -117,14 +122,25 @@ class BeYourOwnTeacher(Scheme):
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
         self.setup(batch)  # builds the classifiers once
         logits, features = self.exits.all(batch.inputs)
-        teacher_logits, teacher_feature = logits[-1].detach(), features[-1].detach()
-        weighted = {"ce/deepest": (1 - self.alpha) * F.cross_entropy(logits[-1], batch.targets)}
-        for name, student_logits, feature in zip(self.exits.classifiers, logits[:-1], features[:-1], strict=True):
-            weighted[f"ce/{name}"] = (1 - self.alpha) * F.cross_entropy(student_logits, batch.targets)
-            kl = kl_with_temperature(student_logits, teacher_logits, self.temperature)
-            weighted[f"kl/{name}"] = self.alpha * kl
-            weighted[f"hint/{name}"] = self.hint_weight * lp_distance(feature, teacher_feature, reduction="batchmean")
+        weighted = self_distillation_parts(logits, features, batch.targets, list(self.exits.classifiers),
+                                           self.alpha, self.temperature, self.hint_weight)
         return LossOutput.of(weighted)
+
+
+def self_distillation_parts(logits: list[torch.Tensor], features: list[torch.Tensor], targets: torch.Tensor,
+                            names: list[str], alpha: float, temperature: float,
+                            hint_weight: float) -> dict[str, torch.Tensor]:
+    """The weighted terms of L (module docstring) by name, from every classifier's logits ``(B, K)`` and
+    feature, shallow classifiers first (``names``) and the deepest last; no feature term at λ = 0."""
+    teacher_logits, teacher_feature = logits[-1].detach(), features[-1].detach()
+    soft_targets = F.softmax(teacher_logits / temperature, dim=1)
+    weighted = {"ce/deepest": F.cross_entropy(logits[-1], targets)}
+    for name, student_logits, feature in zip(names, logits[:-1], features[:-1], strict=True):
+        weighted[f"ce/{name}"] = (1 - alpha) * F.cross_entropy(student_logits, targets)
+        weighted[f"kl/{name}"] = alpha * kl_divergence(F.log_softmax(student_logits / temperature, dim=1), soft_targets)
+        if hint_weight > 0:
+            weighted[f"hint/{name}"] = hint_weight * lp_distance(feature, teacher_feature, reduction="batchmean")
+    return weighted
 
 
 @SCHEMES.register("byot", "Zhang et al. 2019, Be Your Own Teacher: self distillation (ICCV)")
@@ -134,7 +150,7 @@ def byot(
     feature: str = "head:input",
     alpha: Annotated[float, Field(ge=0, lt=1)] = 0.3,
     temperature: Annotated[float, Field(gt=0)] = 3.0,
-    hint_weight: Annotated[float, Field(ge=0)] = 0.03,
+    hint_weight: Annotated[float, Field(ge=0)] = 0.0,
 ) -> BeYourOwnTeacher:
     """``models`` = [the network]; ``taps``: the stages that get a shallow classifier, shallowest first."""
     check_count(models, "byot", 1, 1)

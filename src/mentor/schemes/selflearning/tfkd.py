@@ -12,12 +12,21 @@ of it (the same initial weights) learns from that pre-trained student, frozen (p
 
     p^d(k) = a for the correct class c, (1 − a) / (K − 1) otherwise   (a >= 0.9)
 
-softened at temperature τ, and L_reg = (1 − α) · CE(y, p) + α · KL(p^d_τ || p_τ) with p_τ = softmax(z/τ).
-Eq. 9 has no τ² factor (eq. 8 has). Softening a distribution at τ is read as p^d_τ = softmax(log p^d / τ),
-i.e. ∝ (p^d)^(1/τ) (``soften="log-probabilities"``); the authors' released code applies the softmax
-to the probabilities themselves, softmax(p^d / τ) (``soften="probabilities"``). With τ = 1 the KL term
-is H(p^d, p) − H(p^d), so L_reg is label-smoothed cross-entropy (ε = α·K·(1 − a)/(K − 1)) up to the
-constant −α·H(p^d).
+and L_reg = (1 − α) · CE(y, p) + α · KL(p^d_τ || p_τ), batch mean, with no τ² factor (eq. 9 has none).
+``form`` picks how τ enters:
+
+* ``"released"`` (default), the authors' code (yuanli2333/Teacher-free-Knowledge-Distillation,
+  ``loss_kd_regularization``): the softmax is applied to the probabilities themselves,
+  p^d_τ = softmax(p^d / τ), and the student is not softened, p_τ = softmax(z). With a = 0.99 and
+  τ = 20 the target is close to uniform (0.1045 on the label, 0.0995 elsewhere for K = 10): the term is
+  a label-smoothing regulariser, which is the paper's point.
+* ``"paper"``, the text's reading: p^d_τ = softmax(log p^d / τ) ∝ (p^d)^(1/τ) and p_τ = softmax(z / τ).
+  With τ = 1 the KL term is H(p^d, p) − H(p^d), so L_reg is label-smoothed cross-entropy
+  (ε = α·K·(1 − a)/(K − 1)) up to the constant −α·H(p^d).
+
+The defaults are the released CIFAR-100 ResNet-18 configuration (``reg_alpha`` 0.1, ``reg_temperature``
+20, a = 0.99): the code's ``KLDivLoss()`` averages over the B·K elements and multiplies by ``multiplier``
+= 100 = K there, which is the batch-mean KL used here.
 """
 
 from __future__ import annotations
@@ -40,17 +49,17 @@ from mentor.schemes.offline import Offline
 from mentor.schemes.online.peers import check_count
 from mentor.schemes.selflearning.born_again import TaughtByEarlierPhase
 
-Soften = Literal["log-probabilities", "probabilities"]
+Form = Literal["released", "paper"]
 
 
 def virtual_teacher(targets: torch.Tensor, classes: int, correct: float, temperature: float,
-                    soften: Soften = "log-probabilities") -> torch.Tensor:
-    """p^d_τ ``(B, K)``: ``correct`` on the label, (1 − correct)/(K − 1) elsewhere, softened at τ."""
+                    form: Form = "released") -> torch.Tensor:
+    """p^d_τ ``(B, K)``: ``correct`` on the label, (1 − correct)/(K − 1) elsewhere, softened at τ as ``form`` says."""
     if classes < 2:
         raise MentorError(f"tfkd-virtual needs a model with at least 2 outputs (classes); got {classes}")
     probs = torch.full((targets.shape[0], classes), (1.0 - correct) / (classes - 1), device=targets.device)
     probs.scatter_(1, targets.long().unsqueeze(1), correct)
-    scores = probs if soften == "probabilities" else probs.log()
+    scores = probs if form == "released" else probs.log()
     return F.softmax(scores / temperature, dim=1)
 
 
@@ -59,14 +68,15 @@ class VirtualTeacherKL(Term):
 
     needs_teacher = False
 
-    def __init__(self, correct: float, temperature: float, soften: Soften, weight: float) -> None:
+    def __init__(self, correct: float, temperature: float, form: Form, weight: float) -> None:
         super().__init__("virtual-kl", weight)
-        self.correct, self.temperature, self.soften = correct, temperature, soften
+        self.correct, self.temperature, self.form = correct, temperature, form
 
     def loss(self, context: Context) -> torch.Tensor:
         logits = context.student.logits
-        teacher = virtual_teacher(context.batch.targets, logits.shape[1], self.correct, self.temperature, self.soften)
-        return kl_divergence(F.log_softmax(logits / self.temperature, dim=1), teacher)
+        teacher = virtual_teacher(context.batch.targets, logits.shape[1], self.correct, self.temperature, self.form)
+        softened = logits if self.form == "released" else logits / self.temperature
+        return kl_divergence(F.log_softmax(softened, dim=1), teacher)
 
 
 class TeacherFreeSelf(Phased):
@@ -100,12 +110,12 @@ def tfkd_self(
 @SCHEMES.register("tfkd-virtual", "Yuan et al. 2020, Teacher-free KD with a virtual teacher (CVPR)")
 def tfkd_virtual(
     models: list[nn.Module],
-    correct_probability: Annotated[float, Field(ge=0.9, le=1)] = 0.9,
-    temperature: Annotated[float, Field(gt=0)] = 2.0,
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.5,
-    soften: Soften = "log-probabilities",
+    correct_probability: Annotated[float, Field(ge=0.9, le=1)] = 0.99,
+    temperature: Annotated[float, Field(gt=0)] = 20.0,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.1,
+    form: Form = "released",
 ) -> Offline:
     """``models`` = [the student]; ``correct_probability`` is the virtual teacher's a (the paper's a >= 0.9)."""
     check_count(models, "tfkd-virtual", 1, 1)
-    term = VirtualTeacherKL(correct_probability, temperature, soften, alpha)
+    term = VirtualTeacherKL(correct_probability, temperature, form, alpha)
     return Offline(models[0], Objective(CE(weight=1.0 - alpha), term))
