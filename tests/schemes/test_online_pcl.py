@@ -101,3 +101,17 @@ def test_the_mean_predictor_is_the_mean_teacher_with_the_best_running_accuracy()
 def test_bad_parameters_raise_mentor_errors(params) -> None:  # noqa: ANN001
     with pytest.raises(MentorError):
         SCHEMES.get("pcl")([small_cnn(1)], **params)
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    (50_048, 0.999),      # 391 steps of 128 per epoch: the paper's CIFAR setting and α
+    (5_850, 0.991500),    # 46 steps per epoch: 1 − 391 / (1000 · 46), the same 2.56-epoch span
+])
+def test_the_default_decay_spans_the_papers_epochs_whatever_the_steps_per_epoch(size: int, expected: float) -> None:
+    scheme = SCHEMES.get("pcl")([small_cnn(1)], split="stage2")
+    sample = batch(128)
+    scheme.setup(Batch(sample.inputs, sample.targets, None, size))
+    assert scheme.mean_teacher.decay == pytest.approx(expected, abs=1e-6)
+    fixed = SCHEMES.get("pcl")([small_cnn(1)], split="stage2", decay=0.95)
+    fixed.setup(Batch(sample.inputs, sample.targets, None, size))
+    assert fixed.mean_teacher.decay == 0.95
