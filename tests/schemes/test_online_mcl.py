@@ -8,6 +8,7 @@ import torch
 from mentor.batch import Batch
 from mentor.errors import MentorError
 from mentor.schemes import SCHEMES
+from mentor.schemes.online.mcl import info_nce
 from tests.schemes.conftest import small_cnn, two_peers
 from tests.schemes.references import reference_ce, reference_kl, sample_batch
 
@@ -75,3 +76,21 @@ def test_contrast_is_low_when_the_peers_embed_alike() -> None:
 def test_bad_parameters_raise_mentor_errors(models, params) -> None:  # noqa: ANN001
     with pytest.raises(MentorError):
         SCHEMES.get("mcl")(models(), **params)
+
+
+def test_contrast_value_and_gradient_scale_on_a_hand_computed_pair() -> None:
+    # Unit embeddings a = (1, 0), (0, 1) and b = (0.6, 0.8), (0.8, 0.6), T = 0.1: scores (6, 8) and (8, 6), each
+    # row's positive (its diagonal) 2 below its negative: InfoNCE = log(1 + e²) = 2.126928. Its gradient on a₀ is
+    # (1/B)(1/T) Σ_j (p_0j − δ_0j) b_j = 5 · 0.880797 · (0.2, −0.2) = (0.880797, −0.880797).
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    others = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
+    value = info_nce(anchors, others, 0.1)
+    assert value.item() == pytest.approx(2.126928, abs=1e-6)
+    (gradient,) = torch.autograd.grad(value, anchors)
+    assert gradient[0].tolist() == pytest.approx([0.880797, -0.880797], abs=1e-6)
+
+
+def test_the_contrast_is_weighted_by_the_released_codes_beta() -> None:
+    scheme = SCHEMES.get("mcl")(two_peers())
+    defaults = (scheme.contrast_weight, scheme.contrast_temperature, scheme.temperature, scheme.dim)
+    assert defaults == (0.025, 0.1, 3.0, 128)

@@ -12,9 +12,17 @@ other samples negatives (contrastive correlation between peers), on top of DML-s
     L_a = CE(y, z_a) + 1/(K−1) Σ_{b≠a} [τ² KL(p_b^τ || p_a^τ) + β L_con(a, b)]
 
 Both embeddings of a pair carry gradients (each peer learns from and shapes the others' views); the
-logit targets are detached as in DML. The paper draws its negatives from a memory bank of past
-embeddings with an NCE estimate; here they are the other samples of the batch (the InfoNCE form of the
-same contrast), which keeps the scheme stateless at the cost of fewer negatives per step.
+logit targets are detached as in DML. Where this differs from the authors' released code
+(winycg/MCL-OKD): the code draws its negatives from a memory bank of past embeddings (momentum 0.5) with
+an NCE estimate; here they are the other samples of the batch (the InfoNCE form of the same contrast),
+which keeps the scheme stateless at the cost of fewer negatives per step. The code distils the peers'
+mean logits into the last peer only; here every peer mimics every other (DML), which is what the peers'
+symmetric roles in the paper suggest. The scales follow the code: τ = 3, T = 0.1, d = 128, and the
+contrast weighted by β = 0.025 (``contrast_weight``). Each NCE or InfoNCE term pushes an anchor's
+positive similarity with a gradient of about 1/T, so the two forms have the same scale per unit weight;
+β = 1 made the contrast ~3× the cross-entropy's gradient after two epochs and cost 10 points on
+Fashion-MNIST (5,850 images, 10 epochs, 2 small CNNs: 64% against 74% for each peer alone), while
+β = 0.025 trains level with the peers alone (74.1% and 73.4% against 74.7% and 73.4%).
 """
 
 from __future__ import annotations
@@ -95,7 +103,7 @@ def mcl(
     feature: str = "head:input",
     temperature: Annotated[float, Field(gt=0)] = 3.0,
     contrast_temperature: Annotated[float, Field(gt=0)] = 0.1,
-    contrast_weight: Annotated[float, Field(ge=0)] = 1.0,
+    contrast_weight: Annotated[float, Field(ge=0)] = 0.025,
     dim: Annotated[int, Field(gt=0)] = 128,
 ) -> MultiViewContrastive:
     """``models`` = K >= 2 peers; ``feature`` = the path of their penultimate features (the heads' input)."""
