@@ -153,6 +153,26 @@ def test_tfkd_self_pretrains_then_teaches_an_untrained_copy() -> None:
     assert set(built.predictors()) == {"student", "pretrained"} and built.predictors()["student"] is student
 
 
+def test_tfkd_self_defaults_weigh_soft_and_hard_targets_as_the_released_configuration() -> None:
+    # Defaults α = 0.9, τ = 6. Student logits (1, 0), teacher (0, 1), label 0: CE = log(1 + e⁻¹) = 0.313262;
+    # softmax((0, 1)/6) = (0.458430, 0.541570) against softmax((1, 0)/6), KL = 0.013857, τ²·KL = 0.498846;
+    # L = 0.1·0.313262 + 0.9·0.498846 = 0.480287.
+    built = SCHEMES.get("tfkd-self")([small_cnn(1)])
+    phases = built.phases()
+    next(phases)
+    objective = next(phases).scheme.objective
+    student = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    batch = Batch(torch.zeros(1, 1), torch.tensor([0]))
+    output = objective(Context(batch, Outputs(student, {}), Outputs(torch.tensor([[0.0, 1.0]]), {})))
+    assert output.total.item() == pytest.approx(0.480287, abs=1e-6)
+    # Gradients on the student's logits: soft α·τ·(p_S^τ − p_T^τ) = ±0.448961 against hard 0.1·(p − y) =
+    # ±0.026894, the 17:1 pull toward the teacher the released configuration also has.
+    assert output.parts["ce"].item() == pytest.approx(0.1 * 0.313262, abs=1e-6)
+    assert output.parts["kl"].item() == pytest.approx(0.9 * 0.498846, abs=1e-6)
+    (gradient,) = torch.autograd.grad(output.total, student)
+    assert gradient.tolist()[0] == pytest.approx([0.448961 - 0.026894, -0.448961 + 0.026894], abs=1e-6)
+
+
 @pytest.mark.parametrize(
     ("name", "params"),
     [

@@ -25,6 +25,13 @@ Ordinal mode (``ordinal_levels = L``; L = 2 is the paper's normal/anomalous with
 c_anomaly = 1): the model outputs a score s ``(B, 1)``, targets are levels 0..L−1, the loss is |y − s|,
 a prediction is the nearest level k to s (clamped to [0, L−1]) with confidence 1 − 2·|s − k|, and the
 predictors return logits −|s − k| per level so that accuracy reads the nearest level.
+
+The scheme sees the labels of ``labelled_fraction`` of the training set only: its fair baseline is the
+``detector`` predictor (the same model trained alone on that fraction), not a model trained on every
+label. The rounds can only add what the detector is confident about: a detector trained briefly on a
+small fraction is rarely confident (on Fashion-MNIST, 585 labelled images and 10 epochs left 2-16 of 5,265
+images above the 0.9 threshold), and a low threshold feeds its errors back, skewed toward the classes it
+finds easy (at 0.5: 1,379 pseudo labels, 89% right, and the rounds fell from 61% to 52% and 44%).
 """
 
 from __future__ import annotations
