@@ -20,6 +20,12 @@ D_k(F) = sigmoid(mean_{h,w} Conv1x1(LeakyReLU(BN(Conv3x3(F))))) ``(B,)``. The ge
 D_k with detached parameters (``torch.func.functional_call``) and the discriminator terms see detached
 maps, so one backward pass updates the networks with L_k and the discriminators with L_D_k only, as the
 paper's alternating updates do; the discriminators have their own optimizer group.
+
+No code was released with the paper to compare scales with. At λ = 1 (``adversarial``) the generator term
+has 0.07 of the cross-entropy's gradient at the start and 0.2-0.4 after two epochs; on a short schedule it
+still costs accuracy (Fashion-MNIST, 5,850 images, 10 epochs, 2-3 seeds: small CNNs of different widths
+70.8% and 66.4% against 74.7% and 67.9% alone, equal widths 72.5% and 71.4% against 74.7% and 73.4%),
+while λ = 0.1 trains level with the networks alone (74.1%, 68.0%): lower λ for short runs.
 """
 
 from __future__ import annotations
