@@ -42,7 +42,10 @@ def test_distillation_terms_ramp_up_over_the_reference_share_of_the_run(name: st
     scheme.setup(batch)
     scheme.train()
     with torch.no_grad():
-        start, ramped, done = (float(scheme.loss(batch, epoch, 10).parts[part]) for epoch in (0.0, 1.0, 3.0))
+        outputs = [scheme.loss(batch, epoch, 10) for epoch in (0.0, 1.0, 3.0)]
+    start, ramped, done = (float(output.parts[part]) for output in outputs)
     assert done > 0
     assert start / done == pytest.approx(0.006738, rel=1e-3)
     assert ramped / done == pytest.approx(0.141830, rel=1e-3)
+    # the gradient-scale check sees the term at the full weight it ramps up to
+    assert float(outputs[0].terms[part]) == pytest.approx(done, rel=1e-5)

@@ -39,6 +39,7 @@ from mentor.schemes.online.peers import (
     check_count,
     online_scheme,
     probe,
+    ramped,
     rampup_weight,
     resize_maps,
     soft_kl,
@@ -107,13 +108,12 @@ class FeatureFusionLearning(Scheme):
         outs, maps = tapped(self.peers, batch.inputs, self.taps)
         fused = self.fusion(maps)
         ensemble = torch.stack([out.logits for out in outs]).mean(0)
-        weight = rampup_weight(epoch, epochs, self.rampup)
-        parts = {"fused/ce": F.cross_entropy(fused, batch.targets),
-                 "fused/kl": weight * soft_kl(fused, ensemble, self.temperature)}
+        parts = {"fused/ce": F.cross_entropy(fused, batch.targets)}
+        distillation = {"fused/kl": soft_kl(fused, ensemble, self.temperature)}
         for k, out in enumerate(outs):
             parts[f"peer{k}/ce"] = F.cross_entropy(out.logits, batch.targets)
-            parts[f"peer{k}/kl"] = weight * soft_kl(out.logits, fused, self.temperature)
-        return LossOutput.of(parts)
+            distillation[f"peer{k}/kl"] = soft_kl(out.logits, fused, self.temperature)
+        return ramped(rampup_weight(epoch, epochs, self.rampup), parts, distillation)
 
 
 @online_scheme("ffl", "Kim et al. 2021, Feature Fusion for Online Mutual Knowledge Distillation (ICPR)")

@@ -37,7 +37,16 @@ from mentor.errors import MentorError
 from mentor.losses.functional import kl_divergence
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
-from mentor.schemes.online.peers import Ensemble, check_count, forward, online_scheme, probe, rampup_weight, soft_kl
+from mentor.schemes.online.peers import (
+    Ensemble,
+    check_count,
+    forward,
+    online_scheme,
+    probe,
+    ramped,
+    rampup_weight,
+    soft_kl,
+)
 
 
 def peer_targets(logits: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -85,14 +94,14 @@ class DiversePeers(Scheme):
         logits = torch.stack([out.logits for out in outs], dim=1)                       # (B, m, K)
         features = torch.stack([out.features[self.feature].flatten(1) for out in outs], dim=1)
         targets = peer_targets(logits, self.attention["query"](features), self.attention["key"](features))
-        weight, tau = rampup_weight(epoch, epochs, self.rampup), self.temperature
-        parts = {"leader/ce": F.cross_entropy(leader, batch.targets),
-                 "leader/kl": weight * soft_kl(leader, logits.mean(1), tau)}
+        tau = self.temperature
+        parts = {"leader/ce": F.cross_entropy(leader, batch.targets)}
+        distillation = {"leader/kl": soft_kl(leader, logits.mean(1), tau)}
         for a in range(len(self.peers)):
             parts[f"peer{a}/ce"] = F.cross_entropy(logits[:, a], batch.targets)
             first_level = kl_divergence(F.log_softmax(logits[:, a] / tau, 1), F.softmax(targets[:, a] / tau, 1))
-            parts[f"peer{a}/kl"] = weight * tau**2 * first_level
-        return LossOutput.of(parts)
+            distillation[f"peer{a}/kl"] = tau**2 * first_level
+        return ramped(rampup_weight(epoch, epochs, self.rampup), parts, distillation)
 
 
 @online_scheme("okddip", "Chen et al. 2020, Online Knowledge Distillation with Diverse Peers (AAAI)")

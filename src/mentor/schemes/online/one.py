@@ -32,7 +32,7 @@ from mentor.batch import Batch
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import Scheme
 from mentor.schemes.online.branches import MultiBranch
-from mentor.schemes.online.peers import check_count, online_scheme, rampup_weight, soft_kl
+from mentor.schemes.online.peers import check_count, online_scheme, ramped, rampup_weight, soft_kl
 
 
 def pooled(shared: torch.Tensor) -> torch.Tensor:
@@ -101,12 +101,11 @@ class NativeEnsemble(Scheme):
         if self.gate is None:
             self.setup(batch)
         logits, ensemble = gated_ensemble(self.network, self.gate, batch.inputs)
-        weight = rampup_weight(epoch, epochs, self.rampup)
-        parts = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}
+        parts, distillation = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}, {}
         for i, z in enumerate(logits):
             parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
-            parts[f"branch{i}/kl"] = weight * soft_kl(z, ensemble, self.temperature)
-        return LossOutput.of(parts)
+            distillation[f"branch{i}/kl"] = soft_kl(z, ensemble, self.temperature)
+        return ramped(rampup_weight(epoch, epochs, self.rampup), parts, distillation)
 
 
 @online_scheme("one", "Lan, Zhu & Gong 2018, Knowledge Distillation by On-the-Fly Native Ensemble (NeurIPS)")

@@ -56,6 +56,7 @@ from mentor.schemes.online.peers import (
     MeanTeacher,
     check_count,
     online_scheme,
+    ramped,
     rampup_weight,
     soft_kl,
 )
@@ -131,14 +132,13 @@ class PeerCollaborativeLearning(Scheme):
         with torch.no_grad():
             means = [mean.branch(j, mean.trunk(x))[1] for j, x in enumerate(views)]
         self._batch_accuracy = torch.stack([(z.argmax(1) == batch.targets).float().mean() for z in means])
-        weight = rampup_weight(epoch, epochs, self.rampup)
-        parts = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}
+        parts, distillation = {"ensemble/ce": F.cross_entropy(ensemble, batch.targets)}, {}
         for i, z in enumerate(logits):
             parts[f"branch{i}/ce"] = F.cross_entropy(z, batch.targets)
-            parts[f"branch{i}/ensemble_kl"] = weight * soft_kl(z, ensemble, self.temperature)
+            distillation[f"branch{i}/ensemble_kl"] = soft_kl(z, ensemble, self.temperature)
             others = [soft_kl(z, means[j], self.temperature) for j in range(self.count) if j != i]
-            parts[f"branch{i}/mean_kl"] = weight * sum(others) / (self.count - 1)
-        return LossOutput.of(parts)
+            distillation[f"branch{i}/mean_kl"] = sum(others) / (self.count - 1)
+        return ramped(rampup_weight(epoch, epochs, self.rampup), parts, distillation)
 
     def augmentation(self) -> Transform | None:
         return self.distortion if self.distortion.active else None

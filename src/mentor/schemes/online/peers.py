@@ -21,6 +21,7 @@ from mentor.batch import Outputs
 from mentor.data.augment import translate
 from mentor.errors import MentorError
 from mentor.losses.functional import kl_with_temperature
+from mentor.losses.objective import LossOutput
 from mentor.registry import call_validated
 from mentor.schemes.base import SCHEMES
 from mentor.taps import run_with_taps
@@ -125,6 +126,16 @@ def rampup_weight(epoch: float, epochs: int, length: float | None) -> float:
         return 1.0
     progress = min(max(epoch / length, 0.0), 1.0)
     return math.exp(-5.0 * (1.0 - progress) ** 2)
+
+
+def ramped(weight: float, parts: dict[str, torch.Tensor], distillation: dict[str, torch.Tensor]) -> LossOutput:
+    """The loss of ``parts`` plus the ``distillation`` terms at the ramp-up ``weight``.
+
+    The gradient-scale check sees the distillation terms at their full weight, the one they ramp up to.
+    """
+    output = LossOutput.of(parts | {name: weight * value for name, value in distillation.items()})
+    output.terms.update(distillation)
+    return output
 
 
 @dataclass(frozen=True)
