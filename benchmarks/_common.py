@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout: benchmarks/.. ."""
@@ -127,6 +128,38 @@ def run_child(command: Sequence[str], *, env: dict[str, str] | None = None, cwd:
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     return Child(process.returncode, seconds, _megabytes(usage.ru_maxrss), stdout, stderr)
+
+
+def run_children(commands: Sequence[Sequence[str]], jobs: int, threads: int | None = None) -> list[Child]:
+    """Run ``commands`` ``jobs`` at a time; their results in the order given.
+
+    With ``threads``, each child's torch uses that many threads (``OMP_NUM_THREADS``), so that ``jobs``
+    children share the cores instead of fighting over them; OpenMP threads wait passively.
+    """
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    results: dict[int, Child] = {}
+    running: dict[int, tuple[int, subprocess.Popen[str], Any, Any, float]] = {}
+    pending = list(enumerate(commands))
+    while pending or running:
+        while pending and len(running) < max(jobs, 1):
+            index, command = pending.pop(0)
+            out, err = tempfile.TemporaryFile("w+", encoding="utf-8"), tempfile.TemporaryFile("w+", encoding="utf-8")
+            process = subprocess.Popen(list(command), env=env, stdout=out, stderr=err, text=True)
+            running[process.pid] = (index, process, out, err, time.perf_counter())
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        index, process, out, err, started = running.pop(pid)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        results[index] = Child(process.returncode, time.perf_counter() - started, _megabytes(usage.ru_maxrss),
+                               out.read(), err.read())
+        out.close()
+        err.close()
+    return [results[index] for index in range(len(commands))]
 
 
 def _megabytes(maxrss: int) -> float:

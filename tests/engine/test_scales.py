@@ -159,6 +159,17 @@ def test_probing_does_not_change_training() -> None:
         assert torch.equal(left, right), name
 
 
+def test_peers_are_probed_after_their_first_epoch_when_their_targets_carry_knowledge() -> None:
+    from mentor.schemes import SCHEMES
+
+    torch.manual_seed(0)
+    scheme = SCHEMES.create("dml", [MLP((4,), 2, hidden=(8,)), MLP((4,), 2, hidden=(8,))])
+    settings = FitSettings(epochs=2, batch_size=16, progress=False, optimizer=OptimizerSettings("sgd", 0.01))
+    history = fit(scheme, _data(), _data(32), settings).history
+    assert not any(key.startswith("scale/") for key in history[0])
+    assert {"scale/peer0/ce", "scale/peer0/kl", "scale/peer1/kl"} <= set(history[1])
+
+
 def test_cli_prints_one_warning_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     knowledge = "knowledge={method: general, params: {distances: [{weight: 100000.0}]}}"
     args = ["run", "quickstart", "--out", str(tmp_path / "run"), "--set", "seeds=[0]", "--set", "data.limit=200",

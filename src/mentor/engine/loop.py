@@ -54,8 +54,10 @@ class FitSettings:
     the inputs are deterministic (``augment`` is ``None``). ``compile``: run the scheme's predicting
     models and frozen teachers through ``torch.compile`` where nothing is tapped from them (see
     :func:`mentor.taps.compiled`); module paths and checkpoint keys stay as they are, and the first steps
-    pay the compilation. ``scale_probe``: steps at the start of each stage in which every loss term's
-    gradient is measured against the cross-entropy's (:mod:`mentor.engine.scales`); 0 turns it off, and
+    pay the compilation. ``scale_probe``: steps in which every loss term's gradient is measured against the
+    cross-entropy's (:mod:`mentor.engine.scales`), at the start of the stage when a frozen teacher gives the
+    targets, at the start of its second epoch when the teachers learn alongside (peers, a network's own
+    deepest classifier: their first targets carry no knowledge yet); 0 turns it off, and
     so does ``compile`` (a compiled backward runs once per graph, the probe needs it once per term).
     """
 
@@ -159,6 +161,8 @@ class _Run:
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.probe = Probe(0 if settings.compile else settings.scale_probe)
+        learning_teachers = not any(isinstance(module, FrozenTeacher) for module in scheme.modules())
+        self.probe_epoch = 1 if learning_teachers and settings.epochs > 1 else 0
 
     def train_epoch(self, batches: BatchIterator, size: int, epoch: int, device: torch.device,
                     label: str) -> dict[str, float]:
@@ -167,7 +171,8 @@ class _Run:
         scheme.train()
         sums: dict[str, torch.Tensor] = {}
         steps = len(batches)
-        probed = probed_parameters(scheme.predictors().values()) if epoch == 0 and self.probe.active else []
+        probing = epoch == self.probe_epoch and self.probe.active
+        probed = probed_parameters(scheme.predictors().values()) if probing else []
         bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{settings.epochs}", leave=False, file=sys.stderr,
                    disable=not settings.progress or not self.world.is_main, dynamic_ncols=True)
         for step, (inputs, targets, indices) in enumerate(batches.indexed()):
@@ -327,7 +332,7 @@ def fit(
             record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "lr": lr,
                                       "seconds": round(time.perf_counter() - started, 4)}
             record.update({f"train/{name}": value for name, value in losses.items()})
-            if epoch == 0 and run.probe.taken:
+            if epoch == run.probe_epoch and run.probe.taken:
                 ratios = run.probe.report(f"{log.fields.get('run', 'model')} {stage}") if run.world.is_main else {}
                 record.update({f"scale/{name}": round(ratio, 6) for name, ratio in ratios.items()})
             if validation is not None and len(validation) > 0:

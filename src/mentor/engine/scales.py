@@ -3,13 +3,14 @@
 A term's scale is part of its correctness: a weight tuned for another network, a sum where a mean was
 meant or a missing normalisation constant shows up as a term whose gradient is hundreds of times that of
 the cross-entropy (it alone trains the model) or a thousandth of it (it does nothing). In the first steps
-of a stage the loop measures, for every term of the scheme's :class:`~mentor.losses.LossOutput`,
+of a stage (of its second epoch when the teachers learn alongside the students, as peers do) the loop
+measures, for every term of the scheme's :class:`~mentor.losses.LossOutput`,
 
     ratio_i = ‖∇_θ (w_i · L_i)‖₂ / ‖∇_θ L_CE‖₂
 
 over the parameters θ of the models being evaluated (the student, or the peers), where w_i is the term's
 full weight (after any warm-up) and L_CE the plain cross-entropy of the same predictions. The median
-ratio over the probed steps is logged as ``scale/<term>`` in the stage's first metrics record, and a term
+ratio over the probed steps is logged as ``scale/<term>`` in that epoch's metrics record, and a term
 outside [1/1000, 50] is named in one warning line when it has other terms to outweigh or be outweighed by
 (a stage that trains one term alone, such as a hint pre-training stage, is logged but not warned about).
 """
