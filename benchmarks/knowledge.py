@@ -94,8 +94,8 @@ def base_recipe(epochs: int) -> dict[str, Any]:
 class Bench:
     """The benchmark's runs: one `mentor run` child each, reused from ``out`` when already finished."""
 
-    def __init__(self, out: Path, epochs: int, jobs: int) -> None:
-        self.out, self.jobs = out, jobs
+    def __init__(self, out: Path, epochs: int, jobs: int, overrides: list[str]) -> None:
+        self.out, self.jobs, self.overrides = out, jobs, overrides
         out.mkdir(parents=True, exist_ok=True)
         self.base = out / "base.yaml"
         self.base.write_text(yaml.safe_dump(base_recipe(epochs), sort_keys=False))
@@ -115,7 +115,7 @@ class Bench:
         for folder, overrides in todo:
             command = [sys.executable, "-m", "mentor", "run", str(self.base), "--out", str(folder), "--quiet",
                        "--force"]
-            for override in overrides:
+            for override in [*self.overrides, *overrides]:
                 command += ["--set", override]
             commands.append(command)
         for child, (folder, _) in zip(_common.run_children(commands, self.jobs, threads=1), todo, strict=True):
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", default="runs/bench-knowledge")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every run, the teacher's included (e.g. data.limit=2000 to try "
+                             "the benchmark out)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m for m in args.methods.split(",") if m]
@@ -153,7 +156,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"no benchmark parameters for {missing}; add them to PARAMS")
     out = Path(args.out)
-    bench = Bench(out, args.epochs, args.jobs)
+    bench = Bench(out, args.epochs, args.jobs, args.set)
     started = time.perf_counter()
     checkpoint, teacher_accuracy = bench.teacher()
     teacher_minutes = (time.perf_counter() - started) / 60

@@ -25,7 +25,6 @@ import json
 import math
 import re
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,15 @@ from typing import Any
 
 STARTED = time.perf_counter()  # the budget counts from here: torch, mentor and the recipes load after it
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCHMARKS_MD, invocation, section_body, table, write_section  # noqa: E402
+from _common import (  # noqa: E402
+    BENCHMARKS_MD,
+    Child,
+    invocation,
+    run_children,
+    section_body,
+    table,
+    write_section,
+)
 
 from mentor.recipes import builtin_recipes, load_recipe  # noqa: E402
 from mentor.report import mean_std  # noqa: E402
@@ -87,22 +94,37 @@ def scheme_recipes() -> list[str]:
     return [name for name in ORDER if name in found] + sorted(set(found) - set(ORDER))
 
 
-def mentor_run(name: str, out: Path, seeds: list[int], limit: int, epochs: int) -> Outcome:
-    """``mentor run NAME`` with the shared settings; its summary and per-seed training seconds."""
+def run_command(name: str, out: Path, seeds: list[int], limit: int, epochs: int) -> list[str]:
+    """``mentor run NAME`` with the shared settings."""
     settings = {**SHARED, "seeds": f"[{','.join(map(str, seeds))}]", "data.limit": limit, "train.epochs": epochs}
     command = [sys.executable, "-m", "mentor", "run", name, "--out", str(out), "--quiet", "--force"]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
+    return command
+
+
+def mentor_runs(runs: list[tuple[str, Path]], seeds: list[int], limit: int, epochs: int, jobs: int,
+                threads: int | None = None) -> list[Outcome]:
+    """The ``mentor run`` of every ``(recipe, out)``, ``jobs`` at a time; their summaries and training seconds."""
+    commands = [run_command(name, out, seeds, limit, epochs) for name, out in runs]
+    children = run_children(commands, jobs, threads)
+    return [outcome(name, out, command, child, seeds)
+            for (name, out), command, child in zip(runs, commands, children, strict=True)]
+
+
+def mentor_run(name: str, out: Path, seeds: list[int], limit: int, epochs: int) -> Outcome:
+    """One ``mentor run NAME`` on its own (all threads)."""
+    return mentor_runs([(name, out)], seeds, limit, epochs, 1)[0]
+
+
+def outcome(name: str, out: Path, command: list[str], child: Child, seeds: list[int]) -> Outcome:
+    """What a finished run reports; its output goes to ``OUT.log``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.parent / f"{out.name}.log"
-    started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as file:
-        file.write(" ".join(command) + "\n")
-        file.flush()
-        returncode = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT, check=False).returncode
-    outcome = Outcome(name, returncode, time.perf_counter() - started)
-    if returncode != 0:
-        outcome.error = log.read_text(encoding="utf-8").strip().splitlines()[-1][:200]
+    log.write_text(" ".join(command) + "\n" + child.stdout + child.stderr, encoding="utf-8")
+    outcome = Outcome(name, child.returncode, child.seconds)
+    if child.returncode != 0:
+        outcome.error = (child.stderr or child.stdout).strip().splitlines()[-1][:200]
         return outcome
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     outcome.models, outcome.inside = summary["models"], summary["seconds"]
@@ -190,17 +212,22 @@ def predictors(models: dict[str, Any], prefix: str) -> dict[str, dict[str, Any]]
     return {role.split(": ", 1)[1]: entry for role, entry in models.items() if role.startswith(f"{prefix}: ")}
 
 
-def best_single(entries: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
+def best_single(entries: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
     """The single-network predictor with the best mean accuracy (ensembles and baselines left out)."""
-    single = {name: entry["accuracy_mean"] for name, entry in entries.items()
+    single = {name: entry for name, entry in entries.items()
               if not name.startswith(COMBINED) and name not in BASELINE_PREDICTORS}
-    return max(single.items(), key=lambda item: item[1]) if single else None
+    return max(single.items(), key=lambda item: item[1]["accuracy_mean"]) if single else None
 
 
-def versus(ours: float | None, theirs: float | None, label: str = "") -> str:
+def versus(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, label: str = "") -> str:
+    """``ours vs theirs: gain``, marked when the gain exceeds the seeds' spread √(std² + std²)."""
     if ours is None or theirs is None:
         return "—"
-    return f"{100 * ours:.2f}{label} vs {100 * theirs:.2f}: **{100 * (ours - theirs):+.2f}**"
+    gain = 100 * (ours["accuracy_mean"] - theirs["accuracy_mean"])
+    spread = 100 * math.hypot(ours.get("accuracy_std", 0.0), theirs.get("accuracy_std", 0.0))
+    mark = " (beyond spread)" if gain > spread > 0 else ""
+    return (f"{100 * ours['accuracy_mean']:.2f}{label} vs {100 * theirs['accuracy_mean']:.2f}: "
+            f"**{gain:+.2f}**{mark}")
 
 
 def time_ratio(outcome: Outcome) -> str:
@@ -244,9 +271,8 @@ def row(outcome: Outcome, papers: dict[str, str]) -> tuple[list[str], list[str]]
     return head + [
         "<br>".join(f"{key} {accuracy(entry)}" for key, entry in ours.items()),
         "<br>".join(f"{key} {accuracy(entry)}" for key, entry in alone.items()),
-        versus(best[1] if best else None, best_alone[1] if best_alone else None,
-               f" ({best[0]})" if best else ""),
-        versus(ensemble["accuracy_mean"] if ensemble else None, plain["accuracy_mean"] if plain else None),
+        versus(best[1] if best else None, best_alone[1] if best_alone else None, f" ({best[0]})" if best else ""),
+        versus(ensemble, plain),
         time_ratio(outcome),
     ], warnings
 
@@ -265,7 +291,8 @@ def report(outcomes: list[Outcome], settings: list[str], argv: list[str], path: 
     lines = [*settings, "", table(header, rows), "",
              "Accuracy: mean ± std over the seeds, in %. *Best single network*: the best of the scheme's "
              "predictors that are one network (not `ensemble`, `fused`, `interacted*`) against the best peer "
-             "trained alone. *Training time*: training seconds of the scheme (all its stages) over those "
+             "trained alone; *beyond spread*: the gain exceeds √(std² + std_alone²) of the seeds. "
+             "*Training time*: training seconds of the scheme (all its stages) over those "
              "of training the same peers alone one after the other, in the same process (for each model or stage, its "
              "fastest epoch over all seeds × its epochs, from the per-epoch `seconds` of `metrics.jsonl`, "
              "validation excluded: other work on a shared machine only adds time); the seconds per seed in "
@@ -291,6 +318,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="fix train.epochs instead of fitting it to the budget")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="file to write (default BENCHMARKS.md)")
     parser.add_argument("--dry-run", action="store_true", help="calibrate and print the plan; train nothing more")
+    parser.add_argument("--jobs", type=int, default=1, help="schemes run at a time, one thread each when > 1")
     args = parser.parse_args(argv)
     available = scheme_recipes()
     args.names = args.schemes.split(",") if args.schemes else available
@@ -340,15 +368,13 @@ def main(argv: list[str]) -> None:
     calibration = time.perf_counter() - STARTED
     if args.dry_run:
         return
-    outcomes = []
-    for name in args.names:
-        outcome = failed.get(name) or mentor_run(name, out / name, args.seed_list, limit, epochs)
-        outcomes.append(outcome)
-        state = "done" if outcome.returncode == 0 else f"FAILED ({outcome.error})"
-        expected = f" (expected {estimate({name: costs[name]}, len(args.seed_list), limit, epochs):.0f} s)" \
-            if name in costs else ""
-        print(f"{name}: {state} in {outcome.wall:.0f} s{expected}; "
-              f"{(time.perf_counter() - STARTED) / 60:.1f} min so far", flush=True)
+    todo = [(name, out / name) for name in args.names if name not in failed]
+    done = dict(zip((name for name, _ in todo), mentor_runs(todo, args.seed_list, limit, epochs, args.jobs,
+                                                             threads=1 if args.jobs > 1 else None), strict=True))
+    outcomes = [failed.get(name) or done[name] for name in args.names]
+    for result in outcomes:
+        state = "done" if result.returncode == 0 else f"FAILED ({result.error})"
+        print(f"{result.name}: {state} in {result.wall:.0f} s", flush=True)
     total = time.perf_counter() - STARTED
     test = min(limit, 10_000)
     settings = [

@@ -75,7 +75,7 @@ def test_gradients_of_every_term_are_correct() -> None:
 def test_fitnet_hint_is_an_instance_of_general() -> None:
     hint = as_stages(create("fitnet", hint="stage2", guided="stage2", hint_epochs=1))[0].objective
     declared = create("general", ce=0.0, distances=[{"student": "stage2", "teacher": "stage2", "adapter": "conv1x1",
-                                                     "weight": 0.5, "reduction": "batchmean", "name": "hint"}])
+                                                     "weight": 100.0, "reduction": "mean", "name": "hint"}])
     fitnet_scheme = Offline(student_model(), hint, teacher_model())
     general_scheme = Offline(student_model(), declared, teacher_model())
     fitnet_scheme.setup(sample_batch())

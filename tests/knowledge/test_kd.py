@@ -46,7 +46,8 @@ def test_fitnet_is_hint_training_then_kd() -> None:
     )
     hint.bind(student, teacher)
     out = hint(Context(Batch(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)), student, teacher))
-    assert out.total.item() == pytest.approx(0.5 * (5 + 25) / 2)  # ½‖u_h − r(v_g)‖² averaged over the batch
+    # β = 100 times the mean of the squared differences over 2 samples × 2 entries: (1 + 4 + 9 + 16) / 4
+    assert out.total.item() == pytest.approx(100 * 30 / 4)
     assert set(stages[1].objective.terms) == {"ce", "kl"}
 
 

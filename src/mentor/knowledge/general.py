@@ -22,10 +22,11 @@ Known methods are instances of it:
       general(ce=0, distances=[{"student": None, "teacher": None, "norm": 2, "power": 2,
                                 "reduction": "mean", "weight": 1}])
 
-- FitNets' hint loss ½‖u_h − r(v_g)‖² (Romero et al. 2015, stage 1 of ``fitnet``)::
+- FitNets' hint loss β · mean (u_h − r(v_g))² (Romero et al. 2015, stage 1 of ``fitnet``, β = 100;
+  ``"weight": 0.5, "reduction": "batchmean"`` is the paper's ½‖u_h − r(v_g)‖²)::
 
       general(ce=0, distances=[{"student": "stage2", "teacher": "stage2", "norm": 2, "power": 2,
-                                "adapter": "conv1x1", "weight": 0.5, "reduction": "batchmean",
+                                "adapter": "conv1x1", "weight": 100, "reduction": "mean",
                                 "name": "hint"}])
 """
 
