@@ -1,6 +1,7 @@
 """Every registered knowledge method against the student trained alone, tuned on validation, 3 seeds.
 
     mentor bench knowledge [--epochs 20] [--seeds 0,1,2] [--methods kd,at] [--jobs 2] [--out DIR]
+                           [--limit N] [--no-sweep crd,sskd]
 
 The setting leaves room for distillation to show: Fashion-MNIST (54,000 training images, 6,000 held out
 for validation, the 10,000 test images), a teacher CNN of 288k parameters trained once with ±2-pixel
@@ -13,6 +14,7 @@ Protocol, the same tuning budget for the baseline and for every method:
 1. The student alone tries 3 learning rates (seed 0); the best on validation is every run's learning rate.
 2. Each method tries 3 multipliers of its distillation weight, 1/4, 1 and 4 times its default (the
    paper's released-code value), seed 0; the best on validation is kept. The test set is never looked at.
+   Methods named in ``--no-sweep`` (the costly ones, when time is short) keep their default weight.
 3. The chosen configurations (and the student alone) run with the other seeds; seed 0's run is the
    sweep's. A seed fixes the validation split, the student's initial weights and the batch order, so
    the student alone and each method start from the same weights.
@@ -75,6 +77,7 @@ PARAMS: dict[str, dict[str, Any]] = {
                 "distances": [{"student": "stage3", "teacher": "stage3", "adapter": "conv1x1", "weight": 1.0}]},
 }
 ALONE = "student alone"
+FAILED = "FAILED"
 
 
 def base_recipe(epochs: int) -> dict[str, Any]:
@@ -108,9 +111,14 @@ class Bench:
         summary = json.loads((folder / "summary.json").read_text())
         return folder / "checkpoints" / "seed0" / "teacher" / "best.pt", summary["models"]["teacher"]["accuracy"][0]
 
-    def run_all(self, runs: list[tuple[Path, list[str]]]) -> None:
-        """Run what is not finished yet, ``jobs`` at a time, one thread each."""
-        todo = [(folder, overrides) for folder, overrides in runs if not (folder / "summary.json").is_file()]
+    def run_all(self, runs: list[tuple[Path, list[str]]], sweep: bool = False) -> None:
+        """Run what is not finished yet, ``jobs`` at a time, one thread each.
+
+        In a ``sweep`` a configuration whose loss diverges is recorded (``FAILED`` in its folder) and
+        scored as failed; anywhere else a failure stops the benchmark.
+        """
+        todo = [(folder, overrides) for folder, overrides in runs
+                if not (folder / "summary.json").is_file() and not (folder / FAILED).is_file()]
         commands = []
         for folder, overrides in todo:
             command = [sys.executable, "-m", "mentor", "run", str(self.base), "--out", str(folder), "--quiet",
@@ -119,12 +127,17 @@ class Bench:
                 command += ["--set", override]
             commands.append(command)
         for child, (folder, _) in zip(_common.run_children(commands, self.jobs, threads=1), todo, strict=True):
-            child.check(f"run {folder.name}")
-            print(f"  {folder.name}: {child.seconds:.0f} s", flush=True)
+            if sweep and child.returncode != 0 and "diverged" in child.stderr:
+                (folder / FAILED).write_text(child.stderr.strip().splitlines()[-1] + "\n")
+            else:
+                child.check(f"run {folder.name}")
+            print(f"  {folder.name}: {child.seconds:.0f} s{' (diverged)' if child.returncode else ''}", flush=True)
 
 
 def distilled(folder: Path) -> dict[str, float]:
-    """Test accuracy, best validation accuracy and median epoch seconds of a run's student."""
+    """Test accuracy, best validation accuracy and median epoch seconds of a run's student (NaN if it diverged)."""
+    if (folder / FAILED).is_file():
+        return {"test": math.nan, "validation": math.nan, "seconds": math.nan}
     summary = json.loads((folder / "summary.json").read_text())
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     records = [r for r in records if r.get("run") == "student-distilled"]
@@ -146,6 +159,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", default="runs/bench-knowledge")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train the students on the first N training images only (the teacher keeps all)")
+    parser.add_argument("--no-sweep", default="", metavar="METHODS",
+                        help="methods that keep their default weight, without the sweep (e.g. the costly crd,sskd)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override for every run, the teacher's included (e.g. data.limit=2000 to try "
                              "the benchmark out)")
@@ -160,7 +177,7 @@ def main() -> None:
     started = time.perf_counter()
     checkpoint, teacher_accuracy = bench.teacher()
     teacher_minutes = (time.perf_counter() - started) / 60
-    common = [f"teacher.checkpoint={checkpoint}"]
+    common = [f"teacher.checkpoint={checkpoint}", *([f"data.limit={args.limit}"] if args.limit else [])]
     alone = "knowledge={method: general, params: {ce: 1.0}}"
 
     # 1. the learning rate, tuned for the student alone on validation
@@ -173,11 +190,15 @@ def main() -> None:
     common.append(f"train.optimizer.lr={lr}")
 
     # 2. each method's weight multiplier, on validation
-    sweep_runs = {(m, k): out / f"{m}-x{k}-seed{seeds[0]}" for m in methods for k in MULTIPLIERS}
+    unswept = {m for m in args.no_sweep.split(",") if m}
+    sweep_runs = {(m, k): out / f"{m}-x{k}-seed{seeds[0]}" for m in methods
+                  for k in ([1.0] if m in unswept else MULTIPLIERS)}
     bench.run_all([(folder, [*common, f"seeds=[{seeds[0]}]", knowledge_override(m, k)])
-                   for (m, k), folder in sweep_runs.items()])
+                   for (m, k), folder in sweep_runs.items()], sweep=True)
     sweep = {key: distilled(folder) for key, folder in sweep_runs.items()}
-    chosen = {m: max(MULTIPLIERS, key=lambda k, m=m: (sweep[m, k]["validation"], k == 1.0)) for m in methods}
+    score = {key: -1.0 if math.isnan(value["validation"]) else value["validation"] for key, value in sweep.items()}
+    chosen = {m: max((k for k in MULTIPLIERS if (m, k) in sweep),
+                     key=lambda k, m=m: (score[m, k], k == 1.0)) for m in methods}
     sweep_minutes = (time.perf_counter() - sweep_started) / 60
 
     # 3. the other seeds with the chosen configurations
@@ -227,8 +248,9 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
     teacher_minutes, sweep_minutes, table_minutes = minutes
     command = _common.invocation("knowledge")
     body = _common.section_body(command, [
-        f"Fashion-MNIST: 54,000 training images (6,000 held out for validation, drawn by the seed), the 10,000 test "
-        f"images; no augmentation for the students, so every method reads its teacher's outputs from the cache. "
+        f"Fashion-MNIST: {_training_images(args.limit)} (10% held out for validation, drawn by the seed), the "
+        f"{min(args.limit or 10_000, 10_000):,} test images; no augmentation for the students, so every method "
+        f"reads its teacher's outputs from the cache. "
         f"Teacher `cnn` {TEACHER['options']} (288k parameters; SGD, ±2-pixel jitter, 30 epochs, "
         f"{teacher_minutes:.0f} min, reused when present); student `cnn` {STUDENT['options']} (6.3k parameters, "
         f"1/46 of the teacher). Every student: {args.epochs} epochs, batch 128, SGD with Nesterov momentum 0.9, "
@@ -240,13 +262,15 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
         _common.table(header, rows),
         "",
         f"**{beyond} of {len(ranked)} methods** gain more than the seeds' spread (gain > √(std² + std_alone²)). "
-        "*chosen*: the multiplier of the method's default distillation weight picked on validation (seed 0).",
+        "*chosen*: the multiplier of the method's default distillation weight picked on validation (seed 0)"
+        + (f"; not swept (default weight): {args.no_sweep}." if args.no_sweep else "."),
     ])
     sweep_header = ["method", *(f"×{k:g}" for k in MULTIPLIERS)]
     sweep_rows = []
     for name in sorted(chosen):
-        sweep_rows.append([f"`{name}`", *(f"**{100 * sweep[name, k]['validation']:.2f}**" if k == chosen[name]
-                                          else f"{100 * sweep[name, k]['validation']:.2f}" for k in MULTIPLIERS)])
+        cells = [_cell(sweep.get((name, k))) for k in MULTIPLIERS]
+        sweep_rows.append([f"`{name}`", *(f"**{cell}**" if k == chosen[name] else cell
+                                          for k, cell in zip(MULTIPLIERS, cells, strict=True))])
     sweep_body = "\n".join([
         "Validation accuracy % (best epoch, seed 0) of each configuration tried; bold: chosen. Student alone, "
         "learning rate " + ", ".join(f"{v:g}: {100 * lr_scores[v]:.2f}" for v in LEARNING_RATES)
@@ -256,6 +280,17 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
     if not args.no_write:
         _common.write_section("knowledge", "Knowledge methods (`mentor bench knowledge`)", body)
         _common.write_section("knowledge-sweep", "Knowledge methods: the validation sweep", sweep_body)
+
+
+def _training_images(limit: int | None) -> str:
+    return "all 60,000 training images" if limit is None else f"the first {limit:,} of the 60,000 training images"
+
+
+def _cell(result: dict[str, float] | None) -> str:
+    """A sweep table cell: validation accuracy %, "diverged", or "—" for a configuration not tried."""
+    if result is None:
+        return "—"
+    return "diverged" if math.isnan(result["validation"]) else f"{100 * result['validation']:.2f}"
 
 
 def _std(values: list[float]) -> float:
