@@ -59,8 +59,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "logit_mse": {},
     "dkd": {},
     "fitnet": {"hint": "stage2", "guided": "stage2", "hint_epochs": FIRST_STAGE},
-    "fsp": {"student": [["stage1", "stage2"], ["stage2", "stage3"]],
-            "teacher": [["stage1", "stage2"], ["stage2", "stage3"]], "fsp_epochs": FIRST_STAGE},
     "at": {"student": LAYERS, "teacher": LAYERS},
     "ft": {"student": "stage3", "teacher": "stage3", "paraphraser_epochs": FIRST_STAGE},
     "ab": {"student": ["stage2.relu1:input", "stage3.relu1:input"],
@@ -75,6 +73,10 @@ PARAMS: dict[str, dict[str, Any]] = {
     "adversarial": {},
     "general": {"ce": 0.1, "kl": {"temperature": 4.0, "weight": 0.9},
                 "distances": [{"student": "stage3", "teacher": "stage3", "adapter": "conv1x1", "weight": 1.0}]},
+}
+NOT_APPLICABLE = {
+    "fsp": "its FSP matrices (channels × channels between two layers) match only when the student's layers have "
+           "the teacher's widths (the paper's pairs differ in depth); here they are 4× narrower",
 }
 ALONE = "student alone"
 FAILED = "FAILED"
@@ -155,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="mentor bench knowledge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=20, help="epochs of every student run")
     parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
-    parser.add_argument("--methods", default=",".join(KNOWLEDGE.names()))
+    parser.add_argument("--methods", default=",".join(m for m in KNOWLEDGE.names() if m not in NOT_APPLICABLE))
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", default="runs/bench-knowledge")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
@@ -169,7 +171,10 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m for m in args.methods.split(",") if m]
-    missing = [m for m in methods if m not in PARAMS]
+    missing = [m for m in methods if m not in PARAMS and m not in NOT_APPLICABLE]
+    if any(m in NOT_APPLICABLE for m in methods):
+        raise SystemExit("; ".join(f"{m} does not apply to this pair: {NOT_APPLICABLE[m]}"
+                                   for m in methods if m in NOT_APPLICABLE))
     if missing:
         raise SystemExit(f"no benchmark parameters for {missing}; add them to PARAMS")
     out = Path(args.out)
@@ -263,7 +268,8 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
         "",
         f"**{beyond} of {len(ranked)} methods** gain more than the seeds' spread (gain > √(std² + std_alone²)). "
         "*chosen*: the multiplier of the method's default distillation weight picked on validation (seed 0)"
-        + (f"; not swept (default weight): {args.no_sweep}." if args.no_sweep else "."),
+        + (f"; not swept (default weight): {args.no_sweep}." if args.no_sweep else ".")
+        + "".join(f" Not run: `{m}`, {why}." for m, why in NOT_APPLICABLE.items()),
     ])
     sweep_header = ["method", *(f"×{k:g}" for k in MULTIPLIERS)]
     sweep_rows = []
