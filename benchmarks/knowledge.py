@@ -14,6 +14,8 @@ Protocol, the same tuning budget for the baseline and for every method:
 1. The student alone tries 3 learning rates (seed 0); the best on validation is every run's learning rate.
 2. Each method tries 3 multipliers of its distillation weight, 1/4, 1 and 4 times its default (the
    paper's released-code value), seed 0; the best on validation is kept. The test set is never looked at.
+   Where the best lies on the grid's edge, one more value past it is tried (half the lowest or twice the
+   highest learning rate; a quarter of 1/4 or four times 4 the weight), the same rule for both.
    Methods named in ``--no-sweep`` (the costly ones, when time is short) keep their default weight.
 3. The chosen configurations (and the student alone) run with the other seeds; seed 0's run is the
    sweep's. A seed fixes the validation split, the student's initial weights and the batch order, so
@@ -119,8 +121,7 @@ class Bench:
         In a ``sweep`` a configuration whose loss diverges is recorded (``FAILED`` in its folder) and
         scored as failed; anywhere else a failure stops the benchmark.
         """
-        todo = [(folder, overrides) for folder, overrides in runs
-                if not (folder / "summary.json").is_file() and not (folder / FAILED).is_file()]
+        todo = [(folder, overrides) for folder, overrides in runs if not finished(folder, overrides)]
         commands = []
         for folder, overrides in todo:
             command = [sys.executable, "-m", "mentor", "run", str(self.base), "--out", str(folder), "--quiet",
@@ -136,6 +137,24 @@ class Bench:
             print(f"  {folder.name}: {child.seconds:.0f} s{' (diverged)' if child.returncode else ''}", flush=True)
 
 
+def finished(folder: Path, overrides: list[str]) -> bool:
+    """Whether ``folder`` holds a finished run (or a recorded divergence) made with ``overrides``' values
+    (the dotted scalar ones: learning rate, data limit, seeds, teacher checkpoint)."""
+    if not (folder / "summary.json").is_file() and not (folder / FAILED).is_file():
+        return False
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "knowledge":
+            continue
+        node: Any = recipe
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != yaml.safe_load(value):
+            return False
+    return True
+
+
 def distilled(folder: Path) -> dict[str, float]:
     """Test accuracy, best validation accuracy and median epoch seconds of a run's student (NaN if it diverged)."""
     if (folder / FAILED).is_file():
@@ -147,6 +166,15 @@ def distilled(folder: Path) -> dict[str, float]:
     validation = max(r["val/student/accuracy"] for r in records if r["stage"] == last_stage)
     return {"test": summary["models"]["student distilled"]["accuracy"][0], "validation": validation,
             "seconds": statistics.median(r["seconds"] for r in records)}
+
+
+def past_edge(grid: list[float], best: float, step: float) -> list[float]:
+    """One value past ``grid``'s edge when ``best`` lies on it (``best·step`` below, ``best/step`` above)."""
+    if best == min(grid):
+        return [best * step]
+    if best == max(grid):
+        return [best / step]
+    return []
 
 
 def knowledge_override(method: str, multiplier: float) -> str:
@@ -185,25 +213,40 @@ def main() -> None:
     common = [f"teacher.checkpoint={checkpoint}", *([f"data.limit={args.limit}"] if args.limit else [])]
     alone = "knowledge={method: general, params: {ce: 1.0}}"
 
-    # 1. the learning rate, tuned for the student alone on validation
+    # 1. the learning rate, tuned for the student alone on validation (one step further past an edge)
     sweep_started = time.perf_counter()
-    lr_runs = {lr: out / f"alone-lr{lr}-seed{seeds[0]}" for lr in LEARNING_RATES}
-    bench.run_all([(folder, [*common, f"seeds=[{seeds[0]}]", f"train.optimizer.lr={lr}", alone])
-                   for lr, folder in lr_runs.items()])
-    lr_scores = {lr: distilled(folder)["validation"] for lr, folder in lr_runs.items()}
-    lr = max(lr_scores, key=lambda value: (lr_scores[value], -value))
+    lr_runs: dict[float, Path] = {}
+    lr_scores: dict[float, float] = {}
+
+    def try_rates(rates: list[float]) -> float:
+        lr_runs.update({value: out / f"alone-lr{value}-seed{seeds[0]}" for value in rates})
+        bench.run_all([(lr_runs[value], [*common, f"seeds=[{seeds[0]}]", f"train.optimizer.lr={value}", alone])
+                       for value in rates])
+        lr_scores.update({value: distilled(lr_runs[value])["validation"] for value in rates})
+        return max(lr_scores, key=lambda value: (lr_scores[value], -value))
+
+    lr = try_rates(LEARNING_RATES)
+    lr = try_rates(past_edge(LEARNING_RATES, lr, 1 / 2))
     common.append(f"train.optimizer.lr={lr}")
 
-    # 2. each method's weight multiplier, on validation
+    # 2. each method's weight multiplier, on validation (one step further past an edge)
     unswept = {m for m in args.no_sweep.split(",") if m}
-    sweep_runs = {(m, k): out / f"{m}-x{k}-seed{seeds[0]}" for m in methods
-                  for k in ([1.0] if m in unswept else MULTIPLIERS)}
-    bench.run_all([(folder, [*common, f"seeds=[{seeds[0]}]", knowledge_override(m, k)])
-                   for (m, k), folder in sweep_runs.items()], sweep=True)
-    sweep = {key: distilled(folder) for key, folder in sweep_runs.items()}
-    score = {key: -1.0 if math.isnan(value["validation"]) else value["validation"] for key, value in sweep.items()}
-    chosen = {m: max((k for k in MULTIPLIERS if (m, k) in sweep),
-                     key=lambda k, m=m: (score[m, k], k == 1.0)) for m in methods}
+    sweep_runs: dict[tuple[str, float], Path] = {}
+    sweep: dict[tuple[str, float], dict[str, float]] = {}
+
+    def try_multipliers(grids: dict[str, list[float]]) -> dict[str, float]:
+        todo = {(m, k): out / f"{m}-x{k}-seed{seeds[0]}" for m, grid in grids.items() for k in grid}
+        bench.run_all([(folder, [*common, f"seeds=[{seeds[0]}]", knowledge_override(m, k)])
+                       for (m, k), folder in todo.items()], sweep=True)
+        sweep_runs.update(todo)
+        sweep.update({key: distilled(folder) for key, folder in todo.items()})
+        score = {key: -1.0 if math.isnan(value["validation"]) else value["validation"]
+                 for key, value in sweep.items()}
+        return {m: max((k for (name, k) in sweep if name == m), key=lambda k, m=m: (score[m, k], k == 1.0))
+                for m in methods}
+
+    chosen = try_multipliers({m: [1.0] if m in unswept else MULTIPLIERS for m in methods})
+    chosen = try_multipliers({m: past_edge(MULTIPLIERS, chosen[m], 1 / 4) for m in methods if m not in unswept})
     sweep_minutes = (time.perf_counter() - sweep_started) / 60
 
     # 3. the other seeds with the chosen configurations
@@ -271,15 +314,16 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
         + (f"; not swept (default weight): {args.no_sweep}." if args.no_sweep else ".")
         + "".join(f" Not run: `{m}`, {why}." for m, why in NOT_APPLICABLE.items()),
     ])
-    sweep_header = ["method", *(f"×{k:g}" for k in MULTIPLIERS)]
+    tried = sorted({k for _, k in sweep})
+    sweep_header = ["method", *(f"×{k:g}" for k in tried)]
     sweep_rows = []
     for name in sorted(chosen):
-        cells = [_cell(sweep.get((name, k))) for k in MULTIPLIERS]
+        cells = [_cell(sweep.get((name, k))) for k in tried]
         sweep_rows.append([f"`{name}`", *(f"**{cell}**" if k == chosen[name] else cell
-                                          for k, cell in zip(MULTIPLIERS, cells, strict=True))])
+                                          for k, cell in zip(tried, cells, strict=True))])
     sweep_body = "\n".join([
         "Validation accuracy % (best epoch, seed 0) of each configuration tried; bold: chosen. Student alone, "
-        "learning rate " + ", ".join(f"{v:g}: {100 * lr_scores[v]:.2f}" for v in LEARNING_RATES)
+        "learning rate " + ", ".join(f"{v:g}: {100 * lr_scores[v]:.2f}" for v in sorted(lr_scores))
         + f" (chosen: {lr:g}).",
         "", _common.table(sweep_header, sweep_rows)])
     print(body, "\n", sweep_body, sep="\n")
