@@ -7,20 +7,25 @@ The public API, re-exported explicitly::
     objective = mentor.knowledge.create("kd", temperature=4.0, alpha=0.9)
     result = mentor.distill(teacher, student, data, objective, epochs=20)
     print(result.table())
+
+In one's own training loop: :class:`Taps` record a model's layers, :class:`Objective` (bound once on a
+sample batch with ``objective.bind``, before the optimizer is built) turns a :class:`Context` into the
+loss, and :class:`FrozenTeacher` holds the teacher (``release()`` gives it back as it was).
 """
 
 from mentor import data, engine, knowledge, losses, models, recipes, schemes, teachers
 from mentor import losses as terms
 from mentor.batch import Batch, Outputs
 from mentor.errors import MentorError
-from mentor.losses import Objective
-from mentor.pipelines import collaborate, distill, train
+from mentor.losses import Context, Objective
+from mentor.pipelines import Result, collaborate, distill, train
 from mentor.taps import Taps
 from mentor.teachers import FrozenTeacher
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Taps", "collaborate", "data", "distill", "engine",
-    "knowledge", "losses", "models", "recipes", "schemes", "teachers", "terms", "train", "__version__",
+    "Batch", "Context", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Result", "Taps", "collaborate", "data",
+    "distill", "engine", "knowledge", "losses", "models", "recipes", "schemes", "teachers", "terms", "train",
+    "__version__",
 ]

@@ -109,6 +109,38 @@ def run_with_taps(
     return result, features
 
 
+def _plain_sequential(module: nn.Module) -> bool:
+    """An ``nn.Sequential`` whose forward is Sequential's own: its children run one after the other."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
+def prefix(model: nn.Module, path: str) -> nn.Sequential | None:
+    """The part of ``model`` that computes the tensor at ``path``, as a Sequential of ``model``'s own modules.
+
+    Defined when every module on the way down to ``path`` is a plain ``nn.Sequential`` (the children run
+    in order): the result holds the children before ``path`` at each level and the module at ``path``
+    itself (not for ``"path:input"``). It shares the weights of ``model``: the sub-network an early exit
+    at ``path`` really needs. ``None`` for any other model, whose forward Mentor cannot cut.
+
+    Raises:
+        MentorError: when ``path`` is not a module path of ``model``.
+    """
+    target = path.removesuffix(":input")
+    resolve(model, target)
+    layers: list[nn.Module] = []
+    module = model
+    for part in target.split("."):
+        if not _plain_sequential(module):
+            return None
+        children = list(module.named_children())
+        index = [name for name, _ in children].index(part)
+        layers += [child for _, child in children[:index]]
+        module = children[index][1]
+    if not path.endswith(":input"):
+        layers.append(module)
+    return nn.Sequential(*layers)
+
+
 @contextlib.contextmanager
 def compiled(models: Iterable[nn.Module]) -> Iterator[None]:
     """Within the block, :func:`run_with_taps` runs ``models`` through ``torch.compile`` when it taps nothing.

@@ -33,15 +33,26 @@ def _eval(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> re.Match[
     return match
 
 
-def test_default_is_the_distilled_student_on_the_run_test_split(run_dir: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_model_on_the_run_test_split(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())["models"]
-    match = _eval([str(run_dir)], capsys)
+    match = _eval([str(run_dir), "--model", "student-distilled"], capsys)
     assert match.group(1, 2, 3, 4) == ("student-distilled", "0", "digits", "200")
     assert float(match.group(5)) == pytest.approx(100 * summary["student distilled"]["accuracy"][0], abs=0.006)
     match = _eval([str(run_dir), "--role", "teacher", "--seed", "1"], capsys)
     assert match.group(1, 2) == ("teacher", "1")
     assert float(match.group(5)) == pytest.approx(100 * summary["teacher"]["accuracy"][1], abs=0.006)
+
+
+def test_without_a_name_every_model_is_listed_with_its_accuracy(run_dir: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())["models"]
+    assert main(["eval", str(run_dir), "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "(seed 1) on the digits test split, 200 samples" in lines[0] and "--model NAME" in lines[0]
+    rows = {line.split()[0]: float(line.split()[1]) for line in lines[3:]}
+    assert list(rows) == ["teacher", "student-alone", "student-distilled"]
+    for name, accuracy in rows.items():
+        assert accuracy == pytest.approx(100 * summary[name.replace("-", " ")]["accuracy"][1], abs=0.006)
 
 
 def _folder(path: Path, inputs: np.ndarray, labels: np.ndarray) -> Path:
@@ -58,7 +69,7 @@ def test_a_compatible_dataset_is_standardized_like_the_training_data(run_dir: Pa
     inputs = generator.random((30, 8, 8)).astype(np.float32)
     labels = np.arange(30) % 10
     folder = _folder(tmp_path / "other", inputs, labels)
-    match = _eval([str(run_dir), "--data", str(folder)], capsys)
+    match = _eval([str(run_dir), "--data", str(folder), "--model", "student-distilled"], capsys)
     # Written out: the run's training mean/std, the student's best weights, accuracy and cross-entropy.
     data = Run.open(run_dir).load_data(0)
     model = create("mlp-tiny", 10, (1, 8, 8))
@@ -87,7 +98,7 @@ def test_an_incompatible_dataset_says_what_differs(run_dir: Path, tmp_path: Path
 def test_bad_role_seed_and_checkpoint(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(run_dir), "--role", "studnet"]) == 2
     error = capsys.readouterr().err
-    assert "unknown role 'studnet'" in error and "valid: student-alone, student-distilled, teacher" in error
+    assert "unknown model 'studnet'" in error and "valid: student-alone, student-distilled, teacher" in error
     assert main(["eval", str(run_dir), "--seed", "5"]) == 2
     assert "no seed 5" in capsys.readouterr().err
     edited = copy_run(run_dir, tmp_path / "edited")

@@ -16,10 +16,10 @@ def small_cnn(seed: int) -> mentor.models.CNN:
 
 def test_collaborate_trains_peers_with_a_named_scheme() -> None:
     data = mentor.data.load("digits", validation=0.2, seed=0, limit=160)
-    predictors = mentor.collaborate("dml", [small_cnn(1), small_cnn(2)], data, params={"temperature": 2.0},
-                                    epochs=1, batch_size=32, progress=False)
-    assert {"peer0", "peer1", "ensemble"} <= set(predictors)
-    logits = predictors["ensemble"](data.test.inputs[:4])
+    result = mentor.collaborate("dml", [small_cnn(1), small_cnn(2)], data, params={"temperature": 2.0},
+                                epochs=1, batch_size=32, progress=False)
+    assert list(result.models) == ["peer0", "peer1", "ensemble"]
+    logits = result.models["ensemble"](data.test.inputs[:4])
     assert logits.shape == (4, data.num_classes)
 
 

@@ -27,7 +27,10 @@ ONE_LINE = (ScaleWarning, MentorWarning)
 
 
 def parser() -> argparse.ArgumentParser:
+    from mentor import __version__
+
     main = argparse.ArgumentParser(prog="mentor", description="Teacher-student knowledge learning.")
+    main.add_argument("--version", action="version", version=f"mentor {__version__}")
     commands = main.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(commands)

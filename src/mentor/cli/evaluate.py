@@ -16,7 +16,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", metavar="NAME", help="dataset name or directory with the same input shape and "
                                                          "classes (default: the run's own test split)")
     evaluate.add_argument("--root", metavar="DIR", help="directory holding the --data files")
-    evaluate.add_argument("--role", help="which model (default: student-distilled; see the run's roles)")
+    evaluate.add_argument("--model", "--role", dest="model", metavar="NAME",
+                          help="which model of the run (default: every one, in a table)")
     evaluate.add_argument("--seed", type=int, help="which seed's model (default: the first seed)")
     add_trust_code(evaluate)
     evaluate.set_defaults(handler=command_eval)
@@ -51,17 +52,25 @@ def compatible_test_set(run: Run, seed: int, name: str, root: str | None) -> tup
 
 def command_eval(args: argparse.Namespace) -> int:
     from mentor.engine import evaluate
+    from mentor.report.table import render
 
     run = Run.open(args.run, args.trust_code)
-    role = args.role or run.default_role()
     seed = args.seed if args.seed is not None else run.seeds()[0]
-    run.check(role, seed)
-    model = run.build_model(role, seed)
+    run.check(args.model, seed)
     if args.data is None:
         name, dataset = run.load_data(seed).name, run.load_data(seed).test
     else:
         name, dataset = compatible_test_set(run, seed, args.data, args.root)
-    metrics = evaluate(model, dataset)
-    print(f"{role} (seed {seed}) on the {name} test split, {len(dataset)} samples: "
-          f"accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
+    if args.model is not None:
+        metrics = evaluate(run.build_model(args.model, seed), dataset)
+        print(f"{args.model} (seed {seed}) on the {name} test split, {len(dataset)} samples: "
+              f"accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
+        return 0
+    rows = []
+    for role in run.roles():
+        metrics = evaluate(run.build_model(role, seed), dataset)
+        rows.append([role, f"{100 * metrics['accuracy']:.2f}", f"{metrics['loss']:.4f}"])
+    print(f"the models of {run.name} (seed {seed}) on the {name} test split, {len(dataset)} samples "
+          "(one of them: --model NAME)")
+    print(render(["model", "test accuracy %", "loss"], rows))
     return 0

@@ -13,9 +13,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="export a trained model of a run to ONNX or TorchScript")
     export.add_argument("run", metavar="RUN_DIR", help="run directory written by `mentor run`")
     export.add_argument("--format", required=True, choices=sorted(FORMATS), help="file format")
-    export.add_argument("--role", help="which model (default: student-distilled; see the run's roles)")
+    export.add_argument("--model", "--role", dest="model", metavar="NAME",
+                        help="which model of the run (default: student-distilled, or the scheme's first; "
+                             "`mentor eval RUN_DIR` lists them)")
     export.add_argument("--seed", type=int, help="which seed's model (default: the first seed)")
-    export.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/export/ROLE-seedS.onnx|.pt)")
+    export.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/export/NAME-seedS.onnx|.pt)")
     add_trust_code(export)
     export.set_defaults(handler=command_export)
 
@@ -25,7 +27,7 @@ def command_export(args: argparse.Namespace) -> int:
     from mentor.report.runs import Run
 
     run = Run.open(args.run, args.trust_code)
-    role = args.role or run.default_role()
+    role = args.model or run.default_role()
     seed = args.seed if args.seed is not None else run.seeds()[0]
     run.check(role, seed)
     model = run.build_model(role, seed)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from typing import Any
 
 KINDS = ("knowledge", "models", "datasets", "schemes")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    recipes = commands.add_parser("recipes", help="list the built-in recipes")
+    recipes = commands.add_parser("recipes", help="list the built-in recipes, or print one (recipes show NAME)")
     recipes.set_defaults(handler=command_recipes)
+    actions = recipes.add_subparsers(dest="action")
+    show = actions.add_parser("show", help="print a built-in recipe (to start your own: > my-recipe.yaml)")
+    show.add_argument("name", help="a built-in recipe name (see `mentor recipes`)")
+    show.set_defaults(handler=command_show)
     listing = commands.add_parser("list", help="list registered knowledge methods, models, datasets or schemes")
     listing.add_argument("kind", nargs="?", choices=KINDS)
     listing.set_defaults(handler=command_list)
@@ -22,6 +28,28 @@ def command_recipes(args: argparse.Namespace) -> int:
     for name, path in sorted(builtin_recipes().items()):
         print(f"{name:<20} {read_yaml(path).get('description', '')}")
     return 0
+
+
+def command_show(args: argparse.Namespace) -> int:
+    from mentor.errors import unknown
+    from mentor.recipes import builtin_recipes
+
+    builtins = builtin_recipes()
+    if args.name not in builtins:
+        raise unknown("recipe", args.name, builtins)
+    print(builtins[args.name].read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def parameters_line(factory: Any, skip: tuple[str, ...] = ()) -> str:
+    """``name=default`` of each keyword parameter (``name=REQUIRED`` when it has none)."""
+    shown = []
+    for name, parameter in inspect.signature(factory).parameters.items():
+        if name in skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = "REQUIRED" if parameter.default is parameter.empty else repr(parameter.default)
+        shown.append(f"{name}={default}")
+    return ", ".join(shown) or "no parameters"
 
 
 def _registries() -> dict[str, object]:
@@ -40,6 +68,8 @@ def command_list(args: argparse.Namespace) -> int:
         print(f"{kind}:")
         for entry in registries[kind]:  # type: ignore[attr-defined]
             print(f"  {entry.name:<22} {entry.summary}")
+            if kind in ("knowledge", "schemes"):
+                print(f"  {'':<22} {parameters_line(entry.obj, skip=('models',))}")
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -15,9 +14,10 @@ import yaml
 
 from mentor.engine import MetricsLog, rundir
 from mentor.engine.distributed import World, barrier, broadcast_object, world
-from mentor.engine.metrics import Sink, finite_or_null
+from mentor.engine.metrics import Sink
 from mentor.errors import MentorError, describe_os_error, writing
-from mentor.pipelines.distill import Result
+from mentor.pipelines.output import write_summary
+from mentor.pipelines.result import Result
 from mentor.recipes import Recipe, load_recipe, read_run_recipe
 from mentor.recipes.load import RUN_RECIPE
 
@@ -93,10 +93,7 @@ def _execute(recipe: Recipe, execute: Callable[..., Result], out: Path, resume: 
     elapsed = time.perf_counter() - started
     if not current.is_main:  # under torchrun rank 0 alone writes the summary and prints the table
         return 0
-    summary = {"recipe": recipe.name, "seconds": round(elapsed, 2), "models": result.summary()}
-    with writing(out / "summary.json"):
-        (out / "summary.json").write_text(json.dumps(finite_or_null(summary), indent=2, allow_nan=False),
-                                          encoding="utf-8")
+    write_summary(out, recipe.name, elapsed, result.summary())
     print()
     print(result.table())
     print(f"\n{elapsed:.1f} s; run directory: {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -56,6 +57,7 @@ class Splits:
         input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
         mean: Per-channel mean subtracted from the inputs (``None`` when not normalized).
         std: Per-channel standard deviation the inputs were divided by (``None`` when not normalized).
+        recipe: the recipe's ``data`` section that loads these splits again (set by :func:`mentor.data.load`).
     """
 
     name: str
@@ -66,6 +68,7 @@ class Splits:
     input_shape: tuple[int, ...]
     mean: torch.Tensor | None = None
     std: torch.Tensor | None = None
+    recipe: dict[str, Any] | None = None
 
 
 @dataclass

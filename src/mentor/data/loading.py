@@ -45,4 +45,7 @@ def load(name: str, *, validation: float = 0.1, seed: int = 0, root: str | Path 
     else:
         raise unknown("dataset", name, DATASETS.names())
     raw = loader(source)
-    return build_splits(raw, label, validation=validation, seed=seed, limit=limit, normalize=normalize)
+    splits = build_splits(raw, label, validation=validation, seed=seed, limit=limit, normalize=normalize)
+    splits.recipe = {"name": name, "root": None if root is None else str(root), "validation": validation,
+                     "limit": limit, "normalize": normalize}
+    return splits

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
 from mentor.docs.markdown import _code, _slug, _table, _yaml_inline, docstring_markdown
 from mentor.docs.signatures import _constraints, _parameters, _plain, parameter_rows, type_name
@@ -122,28 +121,32 @@ def _recipe_ready(annotation: Any) -> bool:
 
 
 def _builtin_for_scheme(name: str) -> Path | None:
+    """The built-in recipe a scheme's page shows: the one that runs the scheme (``offline``: a distillation)."""
+    from mentor.docs.examples import SCHEME_RECIPES
     from mentor.recipes import builtin_recipes
     from mentor.recipes.load import read_yaml
 
-    for path in builtin_recipes().values():
+    builtins = builtin_recipes()
+    if name in SCHEME_RECIPES:
+        return builtins.get(SCHEME_RECIPES[name])
+    for path in sorted(builtins.values()):
         scheme = read_yaml(path).get("scheme")
         if isinstance(scheme, dict) and scheme.get("name") == name:
             return path
     return None
 
 
+def _python_call(function: str, head: str, params: dict[str, Any], tail: str = "") -> str:
+    arguments = ", ".join([head, *(f"{key}={value!r}" for key, value in params.items())])
+    return f"{function}({arguments}{tail})"
+
+
 def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) -> str:
     """The page of one knowledge method (``kind="knowledge"``) or scheme (``kind="schemes"``)."""
+    from mentor.docs.examples import METHOD_PARAMS, method_recipe_text
+
     skip = ("models",) if kind == "schemes" else ()
     parameters = _parameters(factory, skip)
-    params = {key: "REQUIRED" if default is inspect.Parameter.empty else _plain(default)
-              for key, default, _ in parameters}
-    if kind == "knowledge":
-        usage = {"knowledge": {"method": name, "params": params}}
-        python = f'mentor.knowledge.create("{name}", ...)'
-    else:
-        usage = {"scheme": {"name": name, "params": params}}
-        python = f'mentor.schemes.SCHEMES.create("{name}", models, ...)'
     parts = [f"# {name}", "", f"**Paper:** {paper}", "", _module_doc(factory), "## Parameters", ""]
     rows = parameter_rows(factory, skip)
     parts += [_table(["parameter", "type", "default", "constraint"], rows) if rows else "None.", ""]
@@ -151,16 +154,29 @@ def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) ->
     if own:
         parts += [own]
     parts += ["## Use", ""]
-    if all(_recipe_ready(annotation) for _, _, annotation in parameters):
-        snippet = yaml.safe_dump(usage, sort_keys=False, default_flow_style=None, allow_unicode=True).strip()
-        parts += ["In a recipe (defaults shown):", "", "```yaml", snippet, "```", ""]
-    else:
-        parts += ["Its parameters are Python objects, so it is created from Python, not named in a recipe.", ""]
-    parts += [f"In Python: `{python}` with the same keyword parameters.", ""]
-    recipe = _builtin_for_scheme(name) if kind == "schemes" else None
+    if kind == "knowledge":
+        params = METHOD_PARAMS.get(name, {})
+        parts += ["A complete recipe on digits (save it as a file and `mentor run FILE`; `mentor paths MODEL` lists "
+                  "the module paths of other models):", "", "```yaml", method_recipe_text(name), "```", "",
+                  "The same in Python:", "", "```python",
+                  f"plan = {_python_call('mentor.knowledge.create', repr(name), params)}",
+                  "result = mentor.distill(teacher, student, data, plan, baseline=True)", "```", ""]
+        return "\n".join(parts)
+    recipe = _builtin_for_scheme(name)
     if recipe is not None:
-        parts += [f"Built-in recipe `{recipe.stem}` (`mentor run {recipe.stem}`):", "", "```yaml",
-                  recipe.read_text(encoding="utf-8").strip(), "```", ""]
+        parts += [f"Built-in recipe `{recipe.stem}` (`mentor run {recipe.stem}`; `mentor recipes show {recipe.stem}` "
+                  "prints it to start your own):", "", "```yaml", recipe.read_text(encoding="utf-8").strip(), "```", ""]
+    if not all(_recipe_ready(annotation) for _, _, annotation in parameters):
+        parts += ["Its parameters are Python objects: in Python, `mentor.distill(teacher, student, data, objective)` "
+                  "runs it (a recipe's `teacher`, `student` and `knowledge` do the same).", ""]
+        return "\n".join(parts)
+    from mentor.recipes.load import read_yaml
+
+    params = ((read_yaml(recipe).get("scheme") or {}).get("params") or {}) if recipe is not None else {}
+    parts += ["In Python (the peers in the order the scheme expects):", "", "```python",
+              _python_call("result = mentor.collaborate", f"{name!r}, peers, data", {},
+                           f", params={params!r}, baseline=True"),
+              "print(result.table())", "```", ""]
     return "\n".join(parts)
 
 
@@ -170,10 +186,23 @@ def _registry_pages(kind: str, title: str, intro: str, registry: Any) -> Pages:
     rows = [[f"[{entry.name}]({entry.name}.md)", entry.summary] for entry in registry]
     pages[f"{ROOT}/{kind}/index.md"] = "\n".join([f"# {title}", "", intro, "", _table(["name", "paper"], rows), ""])
     return pages
+PATHS_SHAPE = (1, 28, 28)
+"""The inputs the models page lists module paths for (Fashion-MNIST's and MNIST's)."""
+
+
+def _paths_table(name: str) -> str:
+    from mentor.models import create, paths
+
+    rows = [[_code(row.path), row.kind, "not run" if row.shape is None else _code(str(row.shape))]
+            for row in paths(create(name, 10, PATHS_SHAPE), PATHS_SHAPE)]
+    return _table(["module path", "module", "output (one sample)"], rows)
+
+
 def models_page() -> str:
     from mentor.models import MODELS
 
-    parts = ["# Models", "", "Registered models (`mentor list models`). In a recipe: `{model: NAME, options: {...}}`; "
+    parts = ["# Models", "", "Registered models (`mentor list models`), each with its module paths. In a recipe: "
+             "`{model: NAME, options: {...}}`; "
              "`num_classes` and `input_shape` come from the dataset. Any `nn.Module` can also be used: from Python "
              "pass it directly, from a recipe name a factory as `package.module:callable` (called with the options, "
              "plus `num_classes` / `input_shape` when it accepts them; it imports code, so it runs only with "
@@ -186,6 +215,9 @@ def models_page() -> str:
         rows = parameter_rows(entry.obj, skip=("input_shape", "num_classes"))
         parts += [_table(["option", "type", "default", "constraint"], rows) if rows else "No options.", ""]
         parts += [docstring_markdown(target.__doc__)]
+        parts += [f"Module paths with the default options, for inputs {PATHS_SHAPE} and 10 classes (what taps and "
+                  f"methods name; `mentor paths {entry.name} --input-shape C,H,W` for other inputs):", "",
+                  _paths_table(entry.name), ""]
     return "\n".join(parts)
 
 

@@ -1,6 +1,6 @@
 """The loop's mechanics: fit loop, evaluation, checkpoints, optimizers, seeding, metrics."""
 
-from mentor.engine.evaluate import evaluate, latency, predict
+from mentor.engine.evaluate import evaluate, evaluating, latency, predict
 from mentor.engine.loop import FitResult, FitSettings, fit
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings
@@ -8,5 +8,5 @@ from mentor.engine.seed import seed_everything
 
 __all__ = [
     "FitResult", "FitSettings", "MetricsLog", "OptimizerSettings", "SchedulerSettings",
-    "evaluate", "fit", "latency", "predict", "seed_everything",
+    "evaluate", "evaluating", "fit", "latency", "predict", "seed_everything",
 ]

@@ -118,3 +118,11 @@ def load_latest(path: Path) -> tuple[dict[str, Any], Path]:
             except MentorError as error:
                 errors.append(str(error))
     raise MentorError("; ".join(errors) or f"no checkpoint at {str(path)!r}")
+
+
+def final(folder: Path) -> Path:
+    """The file holding the weights a fit kept in ``folder``: ``best.pt`` (best on validation), else ``last.pt``."""
+    for name in ("best.pt", "last.pt"):
+        if (folder / name).is_file():
+            return folder / name
+    raise MentorError(f"no best.pt or last.pt in {str(folder)!r}; the model was not trained there")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -11,15 +13,22 @@ from torch import nn
 from mentor.data import ArrayDataset, BatchIterator
 
 
-def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
-    """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the mode is restored after)."""
-    was_training = model.training
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the block; each of its modules gets its own mode back after."""
+    modes = [module.training for module in model.modules()]
     model.eval()
     try:
-        with torch.inference_mode():
-            return torch.cat([model(inputs) for inputs, _ in BatchIterator(dataset, batch_size)])
+        yield model
     finally:
-        model.train(was_training)
+        for module, mode in zip(model.modules(), modes, strict=True):
+            module.training = mode
+
+
+def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
+    """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the modes are restored after)."""
+    with evaluating(model), torch.inference_mode():
+        return torch.cat([model(inputs) for inputs, _ in BatchIterator(dataset, batch_size)])
 
 
 def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> dict[str, float]:
@@ -34,17 +43,12 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> 
 
 def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time in milliseconds of one eval-mode forward pass on the batch ``inputs``."""
-    was_training = model.training
-    model.eval()
     times = []
-    try:
-        with torch.inference_mode():
-            for index in range(warmup + repeats):
-                start = time.perf_counter()
-                model(inputs)
-                if index >= warmup:
-                    times.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.inference_mode():
+        for index in range(warmup + repeats):
+            start = time.perf_counter()
+            model(inputs)
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
     times.sort()
     return 1000.0 * times[len(times) // 2]

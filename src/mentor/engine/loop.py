@@ -38,7 +38,7 @@ from mentor.engine.seed import seed_everything
 from mentor.errors import MentorError, warn
 from mentor.schemes.base import Scheme
 from mentor.taps import compiled
-from mentor.teachers.frozen import FrozenTeacher
+from mentor.teachers.frozen import FrozenTeacher, teachers_in
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -47,6 +47,7 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 class FitSettings:
     """How to train: the ``train`` section of a recipe.
 
+    ``progress``: progress bars on standard error (``None``: only when it is a terminal).
     ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available). ``precision``: ``"fp32"`` or
     ``"bf16"`` (autocast on CPU and CUDA). ``channels_last``: NHWC memory format for 4-D inputs and models.
     ``resume``: continue from ``last.pt`` in the checkpoint folder when there is one.
@@ -67,7 +68,7 @@ class FitSettings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     clip_grad_norm: float | None = None
     seed: int = 0
-    progress: bool = True
+    progress: bool | None = None
     eval_batch_size: int = 1024
     augment: Transform | None = None
     device: str = "cpu"
@@ -135,7 +136,8 @@ def _restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _load_models(scheme: Scheme, models: dict[str, Any]) -> None:
+def load_trained(scheme: Scheme, models: dict[str, Any]) -> None:
+    """Load the weights of every module ``scheme`` trains from a checkpoint's ``models``."""
     for name, module in scheme.trained().items():
         if name not in models:
             raise MentorError(f"checkpoint has no weights for {name!r} (it holds {sorted(models)})")
@@ -173,8 +175,9 @@ class _Run:
         steps = len(batches)
         probing = epoch == self.probe_epoch and self.probe.active
         probed = probed_parameters(scheme.predictors().values()) if probing else []
+        shown = settings.progress if settings.progress is not None else sys.stderr.isatty()
         bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{settings.epochs}", leave=False, file=sys.stderr,
-                   disable=not settings.progress or not self.world.is_main, dynamic_ncols=True)
+                   disable=not shown or not self.world.is_main, dynamic_ncols=True)
         for step, (inputs, targets, indices) in enumerate(batches.indexed()):
             with _autocast(settings, device):
                 output = scheme.loss(Batch(inputs, targets, indices, size), epoch + step / steps, settings.epochs)
@@ -232,7 +235,7 @@ class _Run:
         if state["epoch"] > self.settings.epochs:
             raise MentorError(f"the checkpoint in {self.checkpoints} has trained {state['epoch']} epochs, more than "
                               f"the {self.settings.epochs} asked for now; resume with the epochs the run started with")
-        _load_models(self.scheme, state["models"])
+        load_trained(self.scheme, state["models"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
@@ -299,8 +302,21 @@ def fit(
     """Train ``scheme`` for ``settings.epochs`` epochs and keep the weights that did best on validation.
 
     Without a validation set the last weights are kept. When ``checkpoints`` is a directory, ``last.pt``
-    (resumable state) is written after every epoch and ``best.pt`` whenever validation improves.
+    (resumable state) is written after every epoch and ``best.pt`` whenever validation improves. The
+    scheme's frozen teachers are held while it trains and given back as they were handed in when it
+    ends, also on an error (:meth:`mentor.teachers.FrozenTeacher.release`).
     """
+    for teacher in teachers_in(scheme):
+        teacher.hold()
+    try:
+        return _fit(scheme, train, validation, settings, log, checkpoints, stage)
+    finally:
+        for teacher in teachers_in(scheme):  # setup may have frozen more
+            teacher.release()
+
+
+def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, settings: FitSettings,
+         log: MetricsLog | None, checkpoints: Path | None, stage: str) -> FitResult:
     if len(train) == 0:
         raise MentorError("the training set is empty; check the dataset and its 'limit'")
     log = log if log is not None else MetricsLog()
@@ -325,7 +341,8 @@ def fit(
     with compiled(_networks(scheme)) if settings.compile else contextlib.nullcontext():
         for epoch, batches in run.batches(train):
             started = time.perf_counter()
-            losses = run.train_epoch(batches, len(train), epoch, device, f"{log.fields.get('run', 'model')} {stage}")
+            label = str(log.fields.get("run", "model")) + ("" if stage == "train" else f" {stage}")
+            losses = run.train_epoch(batches, len(train), epoch, device, label)
             lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
             for scheduler in run.schedulers.values():
                 scheduler.step()
@@ -342,7 +359,7 @@ def fit(
             if run.world.is_main:
                 log.write(**record)
     if run.best_state is not None:
-        _load_models(scheme, run.best_state)
+        load_trained(scheme, run.best_state)
     else:
         run.best_epoch = settings.epochs
     return FitResult(run.history, run.best_epoch, run.best_metrics)

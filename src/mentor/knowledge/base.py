@@ -49,8 +49,16 @@ def parameters(name: str) -> dict[str, inspect.Parameter]:
 
 
 def create(name: str, **params: Any) -> Plan:
-    """Create a registered method with validated parameters (see :meth:`Registry.create`)."""
-    return KNOWLEDGE.create(name, **params)
+    """Create a registered method with validated parameters (see :meth:`Registry.create`).
+
+    Each stage's objective carries the method's recipe item as ``mentor_recipe``
+    (``{"method": name, "params": {...}}``), so a Python run can describe it in its ``recipe.yaml``.
+    """
+    plan = KNOWLEDGE.create(name, **params)
+    section = {"method": name, "params": dict(params)}
+    for stage in as_stages(plan):
+        stage.objective.mentor_recipe = section
+    return plan
 
 
 def check_pairs(method: str, student: Sequence[Any], teacher: Sequence[Any],

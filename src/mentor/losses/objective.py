@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mentor.batch import Outputs
-from mentor.errors import MentorError
+from mentor.errors import MentorError, clip
 from mentor.losses.terms import Context, Term
 
 
@@ -45,6 +45,10 @@ class Objective(nn.Module):
 
     Terms are kept in an ``nn.ModuleDict`` so their adapters are parameters of the objective; the
     scheme hands them to the optimizer with the student. Two terms may not share a name.
+
+    Terms that build trainable parts or check shapes from sample outputs (adapters, embeddings) need
+    :meth:`bind` on a sample batch before the first loss, and so before the optimizer that steps
+    ``objective.parameters()`` is built; such a term failing in an unbound objective says so.
     """
 
     def __init__(self, *terms: Term) -> None:
@@ -58,6 +62,7 @@ class Objective(nn.Module):
             if term.name in self.terms:
                 raise MentorError(f"two terms are named {term.name!r}; give one of them another name")
             self.terms[term.name] = term
+        self.bound = False
 
     def __iter__(self):  # noqa: ANN204 - iterate terms in order
         return iter(self.terms.values())
@@ -78,6 +83,21 @@ class Objective(nn.Module):
         """Let each term check shapes and build its adapters from sample outputs."""
         for term in self:
             term.bind(student, teacher)
+        self.bound = True
+
+    def _loss(self, term: Term, context: Context) -> torch.Tensor:
+        """``term``'s loss; when it fails for want of :meth:`bind` (a missing adapter), a one-line error."""
+        try:
+            return term.loss(context)
+        except MentorError:
+            raise
+        except Exception as error:
+            if self.bound or type(term).bind is Term.bind:
+                raise
+            raise MentorError(f"term {term.name!r} failed ({type(error).__name__}: {clip(str(error))}) "
+                              "and the objective was never bound: call objective.bind(student_outputs, "
+                              "teacher_outputs) on a sample batch before building the optimizer, which must "
+                              "also step objective.parameters() (the adapters bind creates)") from None
 
     def forward(self, context: Context) -> LossOutput:  # type: ignore[override]
         total: torch.Tensor | None = None
@@ -88,7 +108,7 @@ class Objective(nn.Module):
             if weight == 0.0:
                 parts[term.name] = context.student.logits.new_zeros(())
                 continue
-            loss = term.loss(context)
+            loss = self._loss(term, context)
             value = weight * loss
             parts[term.name], terms[term.name] = value.detach(), term.weight * loss
             total = value if total is None else total + value

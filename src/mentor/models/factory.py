@@ -98,13 +98,19 @@ def create(
         input_shape: per-sample input shape.
         trust_code: consent to import and run a ``package.module:callable`` that no package declares.
         **options: constructor options (``hidden=[128]``, ``channels=[8, 16]``, ``dropout=0.2``...).
+
+    Returns:
+        The model; one built from a name carries its recipe section as ``model.mentor_recipe``
+        (``{"model": spec, "options": {...}}``), so a Python run can describe it in its ``recipe.yaml``.
     """
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, str):
         raise MentorError("a model must be a name, 'package.module:callable' or an nn.Module; "
                           f"got {type(spec).__name__}")
-    return _call(resolve(spec, trust_code), spec, num_classes, input_shape, options)
+    model = _call(resolve(spec, trust_code), spec, num_classes, input_shape, options)
+    model.mentor_recipe = {"model": spec, "options": dict(options)}
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,33 +8,28 @@ scheme; multi-stage methods run their stages one after the other with a fresh op
 from __future__ import annotations
 
 import copy
-import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mentor.data import Splits
-from mentor.engine import (
-    FitResult,
-    FitSettings,
-    MetricsLog,
-    OptimizerSettings,
-    SchedulerSettings,
-    evaluate,
-    fit,
-    latency,
-    seed_everything,
-)
+from mentor.batch import Batch
+from mentor.data import ArrayDataset, Splits
+from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
+from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses import CE, Objective
-from mentor.models import count_parameters
-from mentor.report import mean_std, render
+from mentor.pipelines import output
+from mentor.pipelines.options import settings as keyword_settings
+from mentor.pipelines.options import train_section
+from mentor.pipelines.result import Result, measure
 from mentor.schemes import Offline
+from mentor.teachers.frozen import teachers_in
 
 ROLES = ("teacher", "student alone", "student distilled")
 
@@ -73,144 +68,30 @@ def fit_plan(
     return results
 
 
-@dataclass
-class Measured:
-    """Test metrics of one trained model."""
-
-    role: str
-    seed: int
-    accuracy: float
-    parameters: int
-    latency_ms: float
-    best_epoch: int
-
-
-def measure(role: str, seed: int, model: nn.Module, data: Splits, latency_batch: int, best_epoch: int = 0) -> Measured:
-    """Evaluate ``model`` on the test set and time one inference batch."""
-    batch = data.test.inputs[:latency_batch]
-    return Measured(role, seed, evaluate(model, data.test)["accuracy"], count_parameters(model),
-                    latency(model, batch), best_epoch)
-
-
-@dataclass
-class Result:
-    """Test results of the models of a run, over one or several seeds."""
-
-    rows: list[Measured] = field(default_factory=list)
-
-    def by_role(self) -> dict[str, list[Measured]]:
-        roles: dict[str, list[Measured]] = {}
-        for row in self.rows:
-            roles.setdefault(row.role, []).append(row)
-        return roles
-
-    def summary(self) -> dict[str, Any]:
-        """Per role: accuracies by seed, mean, std, parameters and median latency."""
-        out: dict[str, Any] = {}
-        for role, rows in self.by_role().items():
-            accuracies = [r.accuracy for r in rows]
-            out[role] = {
-                "seeds": [r.seed for r in rows],
-                "accuracy": accuracies,
-                "accuracy_mean": statistics.fmean(accuracies),
-                "accuracy_std": statistics.stdev(accuracies) if len(rows) > 1 else 0.0,
-                "parameters": rows[0].parameters,
-                "latency_ms": statistics.median(r.latency_ms for r in rows),
-                "best_epochs": [r.best_epoch for r in rows],
-            }
-        return out
-
-    def table(self) -> str:
-        """Accuracy (mean ± std over seeds), parameter count and inference latency per batch."""
-        rows = []
-        for role, rows_of_role in self.by_role().items():
-            rows.append([
-                role,
-                mean_std([r.accuracy for r in rows_of_role], scale=100.0),
-                f"{rows_of_role[0].parameters:,}",
-                f"{statistics.median(r.latency_ms for r in rows_of_role):.3f}",
-            ])
-        seeds = len({r.seed for r in self.rows})
-        accuracy = f"test accuracy % ({seeds} seed{'s' if seeds > 1 else ''})"
-        header = ["model", accuracy, "parameters", "latency ms/batch"]
-        return render(header, rows)
-
-
-def settings(
-    epochs: int = 10,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    scheduler: str = "constant",
-    seed: int = 0,
-    progress: bool = True,
-) -> FitSettings:
-    """Loop settings from plain keywords (the Python API's shorthand for a recipe's ``train`` section)."""
-    return FitSettings(epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
-                       optimizer=OptimizerSettings(name=optimizer, lr=lr, weight_decay=weight_decay),
-                       scheduler=SchedulerSettings(name=scheduler))
-
-
-def train(model: nn.Module, data: Splits, plan: Plan | None = None, teacher: nn.Module | None = None,
-          **options: Any) -> list[FitResult]:
-    """Train ``model`` on ``data`` (cross-entropy, or ``plan`` with ``teacher``); options as :func:`settings`."""
-    return fit_plan(model, data, settings(**options), plan, teacher)
-
-
-def distill(
-    teacher: nn.Module,
-    student: nn.Module,
-    data: Splits,
-    knowledge: Plan,
-    *,
-    baseline: bool = False,
-    latency_batch: int = 256,
-    **options: Any,
-) -> Result:
-    """Distill a trained ``teacher`` into ``student`` with ``knowledge`` and measure all of them.
-
-    Args:
-        teacher: any trained ``nn.Module`` (it is frozen, never changed).
-        student: any ``nn.Module`` with the same number of outputs.
-        data: train/validation/test splits (:func:`mentor.data.load`).
-        knowledge: an Objective or stages (:func:`mentor.knowledge.create`).
-        baseline: also train a copy of the untrained student alone, for comparison.
-        **options: epochs, batch_size, optimizer, lr, weight_decay, scheduler, seed, progress (:func:`settings`).
-
-    Returns:
-        a :class:`Result`; ``result.table()`` prints teacher, student alone and student distilled.
-    """
-    fit_settings = settings(**options)
-    seed = fit_settings.seed
-    result = Result([measure("teacher", seed, teacher, data, latency_batch)])
-    if baseline:
-        alone = copy.deepcopy(student)
-        fits = fit_plan(alone, data, fit_settings)
-        result.rows.append(measure("student alone", seed, alone, data, latency_batch, fits[-1].best_epoch))
-    fits = fit_plan(student, data, fit_settings, knowledge, teacher)
-    result.rows.append(measure("student distilled", seed, student, data, latency_batch, fits[-1].best_epoch))
-    return result
-
-
 ModelFactory = Callable[[], nn.Module]
 
 
 @dataclass
 class Job:
-    """Everything a distillation run needs, built and checked before anything is written."""
+    """Everything a distillation run needs, built and checked before anything is written.
+
+    ``teacher_settings`` ``None`` means the teacher is given trained (the Python API); otherwise it is
+    loaded from ``teacher_checkpoint`` or trained with these settings. ``alone`` builds the student
+    trained alone (default: ``student``).
+    """
 
     name: str
     seeds: list[int]
     load_data: Callable[[int], Splits]
     teacher: ModelFactory
     teacher_checkpoint: Path | None
-    teacher_settings: FitSettings
+    teacher_settings: FitSettings | None
     student: ModelFactory
     plan: Callable[[], Plan]
     settings: FitSettings
     student_alone: bool = True
     latency_batch: int = 256
+    alone: ModelFactory | None = None
 
 
 def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
@@ -220,32 +101,40 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
     With ``resume``, every model continues from its checkpoints in ``out`` (finished ones are loaded).
     """
     log = log or MetricsLog()
-    result = Result()
+    result = Result(records=log.records)
     for seed in job.seeds:
         data = job.load_data(seed)
         def folder(role: str, seed: int = seed) -> Path | None:
             return out / "checkpoints" / f"seed{seed}" / role.replace(" ", "-") if out else None
 
         seed_everything(seed)
-        teacher = job.teacher()
+        teacher, best = job.teacher(), 0
         if job.teacher_checkpoint is not None:
             load_teacher(teacher, job.teacher_checkpoint)
-            best = 0
+        elif job.teacher_settings is None:
+            keep_teacher(teacher, folder("teacher"))
         else:
             best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
                             log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
-        result.rows.append(measure("teacher", seed, teacher, data, job.latency_batch, best))
-        echo(f"seed {seed}: teacher {result.rows[-1].accuracy:.2%}")
+        measured = result.add(measure("teacher", seed, teacher, data, job.latency_batch, best), teacher)
+        echo(f"seed {seed}: teacher {measured.accuracy:.2%}")
         roles = (["student alone"] if job.student_alone else []) + ["student distilled"]
         for role in roles:
             seed_everything(seed)
-            student = job.student()
-            plan = job.plan() if role == "student distilled" else None
+            distilled = role == "student distilled"
+            student = job.student() if distilled or job.alone is None else job.alone()
+            plan = job.plan() if distilled else None
             fits = fit_plan(student, data, replace(job.settings, seed=seed, resume=resume), plan, teacher,
                             log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
-            result.rows.append(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch))
-            echo(f"seed {seed}: {role} {result.rows[-1].accuracy:.2%}")
+            measured = result.add(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch), student)
+            echo(f"seed {seed}: {role} {measured.accuracy:.2%}")
     return result
+
+
+def keep_teacher(teacher: nn.Module, folder: Path | None) -> None:
+    """Save a given, trained teacher's weights with the run (``teacher/best.pt``), as a trained one's are."""
+    if folder is not None:
+        checkpoint.save({"models": {"teacher": teacher.state_dict()}, "epoch": 0}, folder / "best.pt")
 
 
 def load_teacher(teacher: nn.Module, path: Path) -> None:
@@ -277,36 +166,154 @@ def load_teacher(teacher: nn.Module, path: Path) -> None:
     teacher.load_state_dict(weights)
 
 
+def sample_batch(train: ArrayDataset, batch_size: int) -> Batch:
+    """The first ``batch_size`` training samples as a batch (what set-up and checks run on)."""
+    size = min(batch_size, len(train))  # methods may need a full batch (ranking lists)
+    return Batch(train.inputs[:size], train.targets[:size], torch.arange(size), len(train))
+
+
+def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, classes: bool = True) -> torch.Tensor:
+    """``model`` must map ``data``'s inputs to a tensor, logits ``(B, K)`` with ``classes``: a one-line error
+    otherwise. Its outputs on ``sample``."""
+    try:
+        with evaluating(model), torch.no_grad():
+            logits = model(sample.inputs)
+    except MentorError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a user's model that cannot take the data
+        raise MentorError(f"the {name} cannot run on {data.name} inputs of shape {tuple(data.input_shape)}: "
+                          f"{type(error).__name__}: {clip(str(error))}") from None
+    if not isinstance(logits, torch.Tensor):
+        raise MentorError(f"the {name} returns {type(logits).__name__}, not a tensor of logits (B, K); wrap it "
+                          "in a module whose forward returns the logits (e.g. model(x).logits)")
+    if classes and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
+        raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
+                          f"{data.num_classes} classes; set its num_classes to {data.num_classes}")
+    return logits
+
+
+def check_device(*fits: FitSettings | None) -> None:
+    """The devices asked for exist (a missing CUDA fails now, before anything trains or is written)."""
+    for settings in fits:
+        if settings is not None:
+            resolve_device(settings.device)
+
+
 def check(job: Job) -> None:
     """Build every piece once on a sample batch so that mistakes surface before a run directory exists."""
-    from mentor.batch import Batch
-
+    check_device(job.settings, job.teacher_settings)
     data = job.load_data(job.seeds[0])
-    size = min(job.settings.batch_size, len(data.train))  # methods may need a full batch (ranking lists)
-    sample = Batch(data.train.inputs[:size], data.train.targets[:size], torch.arange(size), len(data.train))
-    teacher, student = job.teacher(), job.student()
+    sample = sample_batch(data.train, job.settings.batch_size)
+    teacher, student = job.teacher(), (job.alone or job.student)()
     if job.teacher_checkpoint is not None:
         load_teacher(teacher, job.teacher_checkpoint)
     for name, model in (("teacher", teacher), ("student", student)):
-        try:
-            with torch.no_grad():
-                logits = model.eval()(sample.inputs)
-        except MentorError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a user's model that cannot take the data
-            raise MentorError(f"the {name} cannot run on {data.name} inputs of shape {tuple(data.input_shape)}: "
-                              f"{type(error).__name__}: {error}") from None
-        if logits.ndim != 2 or logits.shape[1] != data.num_classes:
-            raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
-                              f"{data.num_classes} classes; set its num_classes to {data.num_classes}")
+        check_outputs(name, model, data, sample)
     for stage in as_stages(job.plan()):
         scheme = Offline(student, stage.objective, teacher)
-        scheme.setup(sample)
-        try:  # one loss on the sample: a parameter that breaks the arithmetic fails here, not after the teacher
-            scheme.loss(sample, 0.0, job.settings.epochs)
+        try:
+            scheme.setup(sample)
+            scheme.loss(sample, 0.0, job.settings.epochs)  # a parameter that breaks the arithmetic fails here
         except MentorError:
             raise
         except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
             raise MentorError(f"the knowledge objective ({stage.name}) cannot be computed on a sample batch of "
                               f"{data.name}: {type(error).__name__}: {clip(str(error))}; check its params") from None
+        finally:
+            for frozen in teachers_in(scheme):
+                frozen.release()
     stage_epochs(as_stages(job.plan()), job.settings.epochs)
+
+
+def train(model: nn.Module, data: Splits, plan: Plan | None = None, teacher: nn.Module | None = None, *,
+          name: str = "model", latency_batch: int = 256, settings: FitSettings | None = None,
+          **options: Any) -> Result:
+    """Train ``model`` on ``data`` in place (cross-entropy, or ``plan`` with ``teacher``) and measure it.
+
+    Args:
+        model: any ``nn.Module`` mapping ``data``'s inputs to logits ``(B, K)``.
+        data: train/validation/test splits (:func:`mentor.data.load`).
+        plan: what to minimize (default: cross-entropy); an Objective or stages.
+        teacher: the trained teacher ``plan`` reads (frozen while it is used, then given back as it was).
+        name: the model's name in the result and its records.
+        latency_batch: batch size of the latency measurement.
+        settings: ready :class:`~mentor.engine.FitSettings`, instead of keywords.
+        **options: any key of a recipe's ``train`` section (:func:`mentor.pipelines.options.settings`).
+
+    Returns:
+        a :class:`Result`: ``table()``, ``history(name)`` (each epoch's loss terms), ``models[name]``.
+    """
+    fit_settings = keyword_settings(settings, caller="mentor.train", **options)
+    check_device(fit_settings)
+    sample = sample_batch(data.train, fit_settings.batch_size)
+    check_outputs("model", model, data, sample)
+    log = MetricsLog()
+    fits = fit_plan(model, data, fit_settings, plan, teacher, log=log.bind(run=name.replace(" ", "-"),
+                                                                            seed=fit_settings.seed))
+    result = Result(records=log.records)
+    result.add(measure(name, fit_settings.seed, model, data, latency_batch, fits[-1].best_epoch), model)
+    return result
+
+
+def distill(
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Splits,
+    knowledge: Plan,
+    *,
+    baseline: bool = False,
+    latency_batch: int = 256,
+    out: str | Path | None = None,
+    resume: bool = False,
+    name: str = "distill",
+    settings: FitSettings | None = None,
+    **options: Any,
+) -> Result:
+    """Distill a trained ``teacher`` into ``student`` with ``knowledge`` and measure all of them.
+
+    Everything is checked on a sample batch before anything trains: module paths, shapes, the device.
+
+    Args:
+        teacher: any trained ``nn.Module`` (frozen while it teaches, then given back as it was).
+        student: any ``nn.Module`` with the same number of outputs (trained in place).
+        data: train/validation/test splits (:func:`mentor.data.load`).
+        knowledge: an Objective or stages (:func:`mentor.knowledge.create`).
+        baseline: also train a copy of the untrained student alone, for comparison.
+        latency_batch: batch size of the latency measurement.
+        out: a run directory to write (checkpoints, ``metrics.jsonl``, ``summary.json``, ``recipe.yaml``),
+            so the run can be resumed, evaluated, exported and reported like one of ``mentor run``.
+        resume: continue the run in ``out`` from its checkpoints.
+        name: the run's name (its recipe name in ``out``).
+        settings: ready :class:`~mentor.engine.FitSettings`, instead of keywords.
+        **options: any key of a recipe's ``train`` section: ``epochs``, ``batch_size``, ``optimizer``,
+            ``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``scheduler``, ``clip_grad_norm``,
+            ``jitter``, ``device``, ``precision``, ``channels_last``, ``compile``, ``teacher_cache``; and
+            ``seed``, ``progress``, ``augment`` (:func:`mentor.pipelines.options.settings`).
+
+    Returns:
+        a :class:`Result`: ``table()`` (teacher, student alone, student distilled), ``accuracies()``,
+        ``history("student distilled")`` (each epoch's loss terms), ``models``.
+    """
+    fit_settings = keyword_settings(settings, caller="mentor.distill", **options)
+    initial = copy.deepcopy(student)
+    job = Job(name=name, seeds=[fit_settings.seed], load_data=lambda seed: data, teacher=lambda: teacher,
+              teacher_checkpoint=None, teacher_settings=None, student=lambda: student, plan=lambda: knowledge,
+              settings=fit_settings, student_alone=baseline, latency_batch=latency_batch,
+              alone=lambda: copy.deepcopy(initial))
+    check(job)
+    folder = Path(out) if out is not None else None
+    if folder is None:
+        return run(job, None, echo=lambda line: None)
+    output.prepare(folder, resume, "mentor.distill")
+    teacher_file = folder.resolve() / "checkpoints" / f"seed{fit_settings.seed}" / "teacher" / "best.pt"
+    teacher_section = output.model_section(teacher)
+    if teacher_section is not None:
+        teacher_section["checkpoint"] = str(teacher_file)
+    sections = {"teacher": teacher_section, "student": output.model_section(student),
+                "knowledge": output.plan_section(knowledge), "train": train_section(fit_settings)}
+    rest = {"name": name, "compare": {"student_alone": baseline}, "latency_batch": latency_batch}
+    output.write_recipe(folder, output.describe("mentor.distill", data, fit_settings.seed, sections, rest))
+    started = time.perf_counter()
+    result = run(job, folder, MetricsLog(folder / "metrics.jsonl"), echo=lambda line: None, resume=resume)
+    output.write_summary(folder, name, time.perf_counter() - started, result.summary())
+    return result

@@ -9,7 +9,6 @@ from torch import nn
 
 from mentor import data as datasets
 from mentor import knowledge
-from mentor.engine import FitSettings, OptimizerSettings, SchedulerSettings
 from mentor.errors import MentorError
 from mentor.knowledge import Plan
 from mentor.losses import Schedule
@@ -17,26 +16,9 @@ from mentor.models import create
 from mentor.models.trust import check_consent
 from mentor.pipelines.collaborate import PeersJob
 from mentor.pipelines.distill import Job
+from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
 from mentor.schemes import SCHEMES
-
-
-def fit_settings(train: schema.Train, progress: bool = True) -> FitSettings:
-    """The loop's settings from a recipe's ``train`` section."""
-    return FitSettings(
-        epochs=train.epochs,
-        batch_size=train.batch_size,
-        optimizer=OptimizerSettings(**train.optimizer.model_dump()),
-        scheduler=SchedulerSettings(**train.scheduler.model_dump()),
-        clip_grad_norm=train.clip_grad_norm,
-        progress=progress,
-        augment=datasets.Jitter(train.jitter) if train.jitter else None,
-        device=train.device,
-        precision=train.precision,
-        channels_last=train.channels_last,
-        compile=train.compile,
-        teacher_cache=train.teacher_cache,
-    )
 
 
 def weighted(item: schema.Knowledge) -> Plan:

@@ -53,12 +53,11 @@ def predictions(run: Run) -> Predictions:
         outputs.labels = data.test.targets
         for role in run.roles():
             try:
-                run.weights_path(role, seed)
-                run.model_section(role)
+                model = run.build_model(role, seed)
             except MentorError as error:
                 outputs.notes.append(f"{role}, seed {seed}: {error}")
                 continue
-            outputs.logits.setdefault(role, {})[seed] = predict(run.build_model(role, seed), data.test)
+            outputs.logits.setdefault(role, {})[seed] = predict(model, data.test)
     return outputs
 
 
@@ -100,9 +99,9 @@ def _boundaries(records: list[dict[str, Any]]) -> list[float]:
 
 
 def curves_section(run: Run) -> str:
-    """Loss curves per term for each role, and one plot of validation accuracy for all roles."""
+    """Loss curves per term for each trained run, and one plot of validation accuracy for all models."""
     parts, accuracy = [], {}
-    for role in run.roles():
+    for role in run.runs():
         seeds = _by_seed(run.history(role))
         if not seeds:
             continue

@@ -1,17 +1,23 @@
 """Reading a finished run directory (written by ``mentor run RECIPE --out DIR``).
 
 A run directory holds ``recipe.yaml`` (the resolved recipe), ``metrics.jsonl`` (one record per epoch,
-``run`` naming the role), ``summary.json`` (test results per role) and
-``checkpoints/seed<S>/<role>/[<stage>/]{best,last}.pt``. Roles are discovered from the summary, the
-metrics and the checkpoint folders, never from a fixed list, so other layouts (online schemes whose
-roles are peer names) read the same way. Summary keys with spaces (``"student alone"``) are spelled
-with hyphens, like the folders (``student-alone``).
+``run`` naming what was trained), ``summary.json`` (test results per model) and
+``checkpoints/seed<S>/<run>/[<stage>/]{best,last}.pt``. Its models ("roles") are discovered from the
+summary, the metrics and the checkpoint folders, never from a fixed list. Summary keys with spaces
+(``"student alone"``) are spelled with hyphens, like the folders (``student-alone``).
+
+A distillation run has ``teacher``, ``student-alone`` and ``student-distilled``. A scheme run has the
+models its scheme gives (``peer0``, ``ensemble``, ``exit1``, ``fused``..., trained together in one
+checkpoint folder named after the scheme), the peers trained alone (``peer0-alone``...) and their
+plain ensemble (``ensemble-alone``); a scheme's models are rebuilt from ``recipe.yaml`` and restored
+from its checkpoints without training (:func:`mentor.pipelines.collaborate.restore_scheme`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,8 @@ from mentor.engine.metrics import read as read_metrics
 from mentor.errors import MentorError, shown, unknown
 
 RECIPE, METRICS, SUMMARY, CHECKPOINTS = "recipe.yaml", "metrics.jsonl", "summary.json", "checkpoints"
+ALONE = "-alone"
+_ALONE = re.compile(r"^peer\d+-alone$")
 
 
 def role_name(name: str) -> str:
@@ -112,6 +120,7 @@ class Run:
     records: list[dict[str, Any]]
     trust_code: bool = False
     _data: dict[int, Splits] = field(default_factory=dict, repr=False)
+    _restored: dict[int, dict[str, nn.Module]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, trust_code: bool = False) -> Run:
@@ -141,13 +150,33 @@ class Run:
         """The recipe name (or the folder name)."""
         return str(self.summary.get("recipe") or self.recipe.get("name") or self.path.name)
 
+    @property
+    def scheme(self) -> str | None:
+        """The name of the run's scheme (``None`` for a distillation run)."""
+        scheme = self.recipe.get("scheme")
+        return str(scheme["name"]) if isinstance(scheme, dict) and "name" in scheme else None
+
+    def runs(self) -> list[str]:
+        """What was trained, as named in ``metrics.jsonl`` (a role, or a scheme's name), in file order."""
+        return list(dict.fromkeys(role_name(str(record["run"])) for record in self.records if "run" in record))
+
     def roles(self) -> list[str]:
-        """Every role of the run, in order of first appearance (summary, metrics, checkpoint folders)."""
+        """Every model of the run, in order of first appearance (summary, metrics, checkpoint folders)."""
         found = [role_name(name) for name in self.summary.get("models", {})]
-        found += [role_name(str(record["run"])) for record in self.records if "run" in record]
+        scheme = role_name(self.scheme) if self.scheme else None
+        for record in self.records:
+            if role_name(str(record.get("run", ""))) == scheme:  # unfinished: what a one-loop scheme validated
+                if not self.summary and record.get("stage") == "train":
+                    found += [key.split("/")[1] for key in record
+                              if key.startswith("val/") and key.endswith("/accuracy")]
+            elif "run" in record:
+                found.append(role_name(str(record["run"])))
         for seed_folder in sorted((self.path / CHECKPOINTS).glob("seed*")):
-            found += sorted(child.name for child in seed_folder.iterdir() if child.is_dir())
-        return list(dict.fromkeys(found))
+            found += sorted(child.name for child in seed_folder.iterdir() if child.is_dir() and child.name != scheme)
+        found = list(dict.fromkeys(found))
+        if scheme and sum(1 for name in found if _ALONE.match(name)) > 1 and f"ensemble{ALONE}" not in found:
+            found.append(f"ensemble{ALONE}")
+        return found
 
     def seeds(self) -> list[int]:
         """Every seed of the run, sorted."""
@@ -170,7 +199,7 @@ class Run:
     def check(self, role: str | None = None, seed: int | None = None) -> None:
         """Raise a :class:`MentorError` listing the valid roles / seeds for an unknown one."""
         if role is not None and role not in self.roles():
-            raise unknown("role", role, self.roles(), where=f"run {str(self.path)!r}")
+            raise unknown("model", role, self.roles(), where=f"run {str(self.path)!r}")
         if seed is not None and seed not in self.seeds():
             valid = ", ".join(map(str, self.seeds()))
             raise MentorError(f"run {str(self.path)!r} has no seed {seed} (valid: {valid})")
@@ -215,6 +244,13 @@ class Run:
         raise MentorError(f"recipe.yaml of run {str(self.path)!r} has no model section for role {role!r} "
                           "(looked for teacher:, student: and peers:)")
 
+    def _buildable(self, *names: object) -> None:
+        """Raise the description of a Python run when one of ``names`` stands for a Python object."""
+        from mentor.pipelines.output import is_python_object
+
+        if any(is_python_object(name) for name in names):
+            raise MentorError(f"run {str(self.path)!r} was {self.recipe.get('description', 'made from Python')}")
+
     def load_data(self, seed: int) -> Splits:
         """The run's dataset splits for ``seed`` (the test split is the same for every seed)."""
         if seed not in self._data:
@@ -226,12 +262,41 @@ class Run:
                                     limit=spec.limit, normalize=spec.normalize)
         return self._data[seed]
 
+    def _scheme_models(self, seed: int) -> dict[str, nn.Module]:
+        """The models of the run's scheme for ``seed``, restored from its checkpoints (rebuilt once)."""
+        if seed not in self._restored:
+            from mentor.engine import seed_everything
+            from mentor.pipelines.collaborate import restore_scheme
+            from mentor.recipes import validate
+            from mentor.recipes.build import build_peers_job
+
+            recipe = validate(self.recipe)
+            self._buildable(recipe.scheme.name, *(peer.model for peer in recipe.peers or []))
+            job = build_peers_job(recipe, progress=False, trust_code=self.trust_code)
+            seed_everything(seed)
+            built = job.build([factory() for factory in job.peers])
+            folder = self.path / CHECKPOINTS / f"seed{seed}" / role_name(job.scheme)
+            self._restored[seed] = restore_scheme(built, self.load_data(seed), replace(job.settings, seed=seed),
+                                                  folder)
+        return self._restored[seed]
+
     def build_model(self, role: str, seed: int) -> nn.Module:
         """``role``'s model for ``seed`` with its final weights loaded, in eval mode."""
         from mentor.models import create
+        from mentor.teachers import Ensemble
 
+        self.check(role, seed)
+        if self.scheme and role == f"ensemble{ALONE}":
+            alone = [name for name in self.roles() if _ALONE.match(name)]
+            return Ensemble([self.build_model(name, seed) for name in alone]).eval()
+        if self.scheme and not _ALONE.match(role):
+            restored = self._scheme_models(seed)
+            if role not in restored:
+                raise unknown("model", role, restored, where=f"the {self.scheme} scheme of run {str(self.path)!r}")
+            return restored[role].eval()
         path = self.weights_path(role, seed)
         section = self.model_section(role)
+        self._buildable(section["model"])
         data = self.load_data(seed)
         model = create(section["model"], data.num_classes, data.input_shape, trust_code=self.trust_code,
                        **(section.get("options") or {}))

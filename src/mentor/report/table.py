@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
-    """``"m ± s"`` of ``values`` × ``scale`` (sample std; ``± 0`` for a single value)."""
+    """``"m ± s"`` of ``values`` × ``scale`` (sample std); the value alone when there is one."""
     scaled = [value * scale for value in values]
-    spread = statistics.stdev(scaled) if len(scaled) > 1 else 0.0
-    return f"{statistics.fmean(scaled):.{digits}f} ± {spread:.{digits}f}"
+    if len(scaled) == 1:
+        return f"{scaled[0]:.{digits}f}"
+    return f"{statistics.fmean(scaled):.{digits}f} ± {statistics.stdev(scaled):.{digits}f}"
 
 
 def render(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -1,10 +1,14 @@
 """A frozen teacher, in one place: eval mode, no gradients, inference mode.
 
-Wrapping a trained model in :class:`FrozenTeacher` guarantees that distillation never changes it:
-its parameters have ``requires_grad=False``, it stays in eval mode even when the scheme calls
+Wrapping a trained model in :class:`FrozenTeacher` guarantees that distillation never changes its
+weights: its parameters have ``requires_grad=False``, it stays in eval mode even when the scheme calls
 ``.train()`` (so BatchNorm running statistics and dropout are fixed), and its forward pass runs under
 ``torch.inference_mode``. Results are cloned out of inference mode so that loss terms may save them
 for the backward pass. It is never handed to an optimizer nor wrapped in DistributedDataParallel.
+
+The caller's model is given back as it was handed in: :meth:`FrozenTeacher.release` restores each
+module's train/eval mode and each parameter's ``requires_grad``; :func:`mentor.engine.fit` holds the
+teachers of a scheme while it trains and releases them when it ends, also on an error.
 """
 
 from __future__ import annotations
@@ -24,10 +28,30 @@ class FrozenTeacher(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self._handed_in: tuple[list[bool], list[bool]] | None = None
+        self.hold()
+
+    def hold(self) -> None:
+        """Freeze the model (eval mode, no gradients), remembering how it was; nothing to do when held."""
+        if self._handed_in is not None:
+            return
+        modules, parameters = list(self.model.modules()), list(self.model.parameters())
+        self._handed_in = ([m.training for m in modules], [p.requires_grad for p in parameters])
         self.model.eval()
-        for parameter in self.model.parameters():
+        for parameter in parameters:
             parameter.requires_grad_(False)
             parameter.grad = None  # a model trained by an earlier phase may still hold its last gradients
+
+    def release(self) -> None:
+        """Give the model back as it was handed in: each module's mode, each parameter's ``requires_grad``."""
+        if self._handed_in is None:
+            return
+        modes, requires_grad = self._handed_in
+        for module, mode in zip(self.model.modules(), modes, strict=True):
+            module.training = mode
+        for parameter, flag in zip(self.model.parameters(), requires_grad, strict=True):
+            parameter.requires_grad_(flag)
+        self._handed_in = None
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         """Stay in eval mode whatever the caller asks."""
@@ -48,3 +72,8 @@ class FrozenTeacher(nn.Module):
 def freeze(model: nn.Module) -> FrozenTeacher:
     """``model`` as a :class:`FrozenTeacher` (returned unchanged if it already is one)."""
     return model if isinstance(model, FrozenTeacher) else FrozenTeacher(model)
+
+
+def teachers_in(module: nn.Module) -> list[FrozenTeacher]:
+    """The frozen teachers inside ``module`` (a scheme), each once."""
+    return list({id(m): m for m in module.modules() if isinstance(m, FrozenTeacher)}.values())

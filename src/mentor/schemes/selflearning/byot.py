@@ -19,7 +19,10 @@ a perfect match), α = 0.3, τ = 3; and there is no feature term, so λ (``hint_
 (the paper's λ‖F_i − F_C‖² is kept as an option; a widely used reimplementation weights it by 1e-6 on a
 sum over the whole batch, next to nothing). Predictors: ``deepest`` (the network), ``exit1``,
 ``exit2``, ... (the shallow classifiers, in tap order) and ``ensemble`` (the average of every
-classifier's softmax output).
+classifier's softmax output). An exit is the path to it: the network's layers up to its tap and its
+classifier (:func:`mentor.taps.prefix`), so its parameters, latency and exported file are those of the
+early-exit model, when the network is a plain ``nn.Sequential`` down to the tap; for any other network
+an exit runs the whole network.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from mentor.losses.functional import kl_divergence, lp_distance
 from mentor.losses.objective import LossOutput
 from mentor.schemes.base import SCHEMES, Scheme
 from mentor.schemes.online.peers import average_probabilities, check_count, probe
-from mentor.taps import run_with_taps
+from mentor.taps import prefix, run_with_taps
 
 
 class ShallowClassifier(nn.Module):
@@ -87,6 +90,24 @@ class ExitPredictor(nn.Module):
         return average_probabilities(logits) if self.index is None else logits[self.index]
 
 
+class ExitPath(nn.Module):
+    """An early-exit model: the network's layers up to a tap, then that tap's shallow classifier."""
+
+    def __init__(self, layers: nn.Sequential, classifier: ShallowClassifier) -> None:
+        super().__init__()
+        self.layers, self.classifier = layers, classifier
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.classifier(self.layers(inputs))[1]
+
+
+def exit_model(exits: Exits, index: int) -> nn.Module:
+    """Exit ``index`` as the path to it when the network can be cut there, else through the whole network."""
+    layers = prefix(exits.network, exits.taps[index])
+    classifier = list(exits.classifiers.values())[index]
+    return ExitPath(layers, classifier) if layers is not None else ExitPredictor(exits, index)
+
+
 class BeYourOwnTeacher(Scheme):
     """Shallow classifiers on ``taps`` distilled from the network's own head."""
 
@@ -116,7 +137,7 @@ class BeYourOwnTeacher(Scheme):
         return {"network": self.exits.network, "classifiers": self.exits.classifiers}
 
     def predictors(self) -> dict[str, nn.Module]:
-        exits = {name: ExitPredictor(self.exits, index) for index, name in enumerate(self.exits.classifiers)}
+        exits = {name: exit_model(self.exits, index) for index, name in enumerate(self.exits.classifiers)}
         return {"deepest": self.exits.network, **exits, "ensemble": ExitPredictor(self.exits, None)}
 
     def loss(self, batch: Batch, epoch: float, epochs: int) -> LossOutput:
