@@ -71,21 +71,26 @@ def test_multi_stage_roles_use_the_last_stage_in_metrics_order(run_dir: Path, tm
     assert Run.open(run_path).weights_path("student-distilled", 0) == folder / "anneal" / "best.pt"
 
 
-def test_roles_come_from_folders_for_other_layouts(tmp_path: Path) -> None:
+def test_an_unfinished_scheme_run_names_its_models_from_metrics_and_folders(tmp_path: Path) -> None:
     recipe = {"name": "peers", "data": {"name": "digits", "limit": 40}, "scheme": {"name": "dml"},
-              "peers": [{"model": "mlp-tiny"}, {"model": "mlp-small"}]}
+              "peers": [{"model": "mlp-tiny"}, {"model": "mlp-small"}], "train": {"batch_size": 16}}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     torch.manual_seed(0)
     peers = {"peer0": create("mlp-tiny", 10, (1, 8, 8)), "peer1": create("mlp-small", 10, (1, 8, 8))}
     states = {name: model.state_dict() for name, model in peers.items()}
-    for name in peers:
-        checkpoint.save({"models": states, "epoch": 1, "stage": "train"},
-                        tmp_path / "checkpoints" / "seed3" / name / "best.pt")
-    run = Run.open(tmp_path)
-    assert run.roles() == ["peer0", "peer1"]
+    checkpoint.save({"models": states, "epoch": 1}, tmp_path / "checkpoints" / "seed3" / "dml" / "best.pt")
+    checkpoint.save({"models": {"student": states["peer0"]}, "epoch": 1},
+                    tmp_path / "checkpoints" / "seed3" / "peer0-alone" / "best.pt")
+    record = {"run": "dml", "seed": 3, "stage": "train", "epoch": 1, "val/peer0/accuracy": 0.5,
+              "val/peer1/accuracy": 0.5, "val/ensemble/accuracy": 0.5}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    run = Run.open(tmp_path)  # no summary.json: the run did not finish
+    assert run.roles() == ["peer0", "peer1", "ensemble", "peer0-alone"]
     assert run.seeds() == [3]
     rebuilt = run.build_model("peer1", 3)
     assert torch.equal(rebuilt.state_dict()["head.weight"], states["peer1"]["head.weight"])
+    alone = run.build_model("peer0-alone", 3)
+    assert torch.equal(alone.state_dict()["head.weight"], states["peer0"]["head.weight"])
 
 
 def test_a_checkpoint_of_another_model_names_the_role_and_the_key(run_dir: Path, tmp_path: Path) -> None:

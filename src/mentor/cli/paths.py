@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mentor.cli.run import add_trust_code
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     paths = commands.add_parser("paths", help="list a model's module paths with their output shapes for one sample")
@@ -16,6 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     paths.add_argument("--classes", type=int, metavar="K", help="number of classes (default: 10)")
     paths.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a model option, e.g. channels=[8,16] (a MODEL only)")
+    add_trust_code(paths)
     paths.set_defaults(handler=command_paths)
 
 
@@ -77,7 +80,7 @@ def command_paths(args: argparse.Namespace) -> int:
         classes = args.classes if args.classes is not None else classes
         models = [(args.target, args.target, _options(args.option), shape, classes)]
     for index, (title, spec, options, shape, classes) in enumerate(models):
-        model = create(spec, classes, shape, **options)
+        model = create(spec, classes, shape, trust_code=args.trust_code, **options)
         print(("\n" if index else "") + f"{title} (inputs {tuple(shape)}, {classes} classes)")
         print(paths_table(paths(model, shape)))
     return 0
