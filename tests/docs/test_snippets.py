@@ -21,7 +21,7 @@ from mentor.recipes import load_recipe
 from mentor.schemes import SCHEMES
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = ["README.md", "docs/getting-started.md", "docs/own-loop.md", "docs/concepts.md", "docs/index.md"]
+FILES = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md"))]
 SHORT = ["--set", "seeds=[0]", "--set", "data.limit=120", "--set", "train.epochs=3", "--set", "latency_batch=8",
          "--quiet"]
 """A recipe run cut short: one seed, 120 samples, 3 epochs (room for a method's 2-epoch first stage)."""

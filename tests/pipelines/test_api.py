@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -158,3 +159,6 @@ def test_a_python_run_of_python_objects_says_what_no_recipe_describes(
     error = capsys.readouterr().err
     assert "made from Python by mentor.distill; no recipe describes its knowledge, student" in error
     assert error.count("\n") == 1
+    if importlib.util.find_spec("matplotlib") is not None:  # the report notes what it cannot rebuild
+        assert main(["report", str(out)]) == 0
+        assert "no recipe describes its knowledge, student" in (out / "report.html").read_text(encoding="utf-8")

@@ -300,7 +300,7 @@ def distill(
               teacher_checkpoint=None, teacher_settings=None, student=lambda: student, plan=lambda: knowledge,
               settings=fit_settings, student_alone=baseline, latency_batch=latency_batch,
               alone=lambda: copy.deepcopy(initial))
-    check(job)
+    check(replace(job, plan=lambda: copy.deepcopy(knowledge)))  # on a copy: a check's loss may move state (banks)
     folder = Path(out) if out is not None else None
     if folder is None:
         return run(job, None, echo=lambda line: None)

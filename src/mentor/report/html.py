@@ -53,11 +53,11 @@ def predictions(run: Run) -> Predictions:
         outputs.labels = data.test.targets
         for role in run.roles():
             try:
-                model = run.build_model(role, seed)
+                run.available(role, seed)
             except MentorError as error:
                 outputs.notes.append(f"{role}, seed {seed}: {error}")
                 continue
-            outputs.logits.setdefault(role, {})[seed] = predict(model, data.test)
+            outputs.logits.setdefault(role, {})[seed] = predict(run.build_model(role, seed), data.test)
     return outputs
 
 

@@ -244,6 +244,24 @@ class Run:
         raise MentorError(f"recipe.yaml of run {str(self.path)!r} has no model section for role {role!r} "
                           "(looked for teacher:, student: and peers:)")
 
+    def available(self, role: str, seed: int) -> None:
+        """Raise a :class:`MentorError` when ``role``'s weights for ``seed`` or the recipe section that builds it
+        are missing (what a report shows as a note; a model that is there but cannot be built is an error)."""
+        self.check(role, seed)
+        if self.scheme and role == f"ensemble{ALONE}":
+            for name in (name for name in self.roles() if _ALONE.match(name)):
+                self.available(name, seed)
+        elif self.scheme and not _ALONE.match(role):
+            folder = self.path / CHECKPOINTS / f"seed{seed}" / role_name(self.scheme)
+            if not folder.is_dir():
+                raise MentorError(f"run {str(self.path)!r} has no checkpoint of the {self.scheme} scheme for seed "
+                                  f"{seed} (expected {folder})")
+            peers = self.recipe.get("peers") or []
+            self._buildable(self.scheme, *(peer.get("model") for peer in peers if isinstance(peer, dict)))
+        else:
+            self.weights_path(role, seed)
+            self._buildable(self.model_section(role)["model"])
+
     def _buildable(self, *names: object) -> None:
         """Raise the description of a Python run when one of ``names`` stands for a Python object."""
         from mentor.pipelines.output import is_python_object
