@@ -79,7 +79,7 @@ def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> M
 
 def describe_os_error(error: OSError) -> str:
     """One line for a failed read or write: the path, what went wrong and the fix."""
-    path = f" {str(error.filename)!r}" if error.filename is not None else ""
+    path = f" {clip(str(error.filename))!r}" if error.filename is not None else ""
     reason = error.strerror or type(error).__name__
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some space there; an interrupted run continues with `mentor resume RUN_DIR`"
