@@ -10,7 +10,7 @@ import torch
 
 import mentor
 from mentor.data import Jitter
-from mentor.engine import FitSettings
+from mentor.engine import FitResult, FitSettings
 from mentor.pipelines.collaborate import PeersJob, alone_settings, run_peers
 from mentor.schemes import SCHEMES
 from mentor.schemes.online.peers import Distortion
@@ -46,7 +46,12 @@ def test_the_peers_alone_get_the_loop_augmentation_then_the_schemes() -> None:
 def test_run_peers_trains_the_peers_alone_with_the_schemes_augmentation(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list = []
     collaborate = importlib.import_module("mentor.pipelines.collaborate")  # the module, not the function
-    monkeypatch.setattr(collaborate, "fit_plan", lambda model, data, settings, **_: seen.append(settings.augment))
+
+    def fit_plan(model: torch.nn.Module, data: object, settings: FitSettings, **_: object) -> list[FitResult]:
+        seen.append(settings.augment)
+        return [FitResult(history=[], best_epoch=0, best={})]
+
+    monkeypatch.setattr(collaborate, "fit_plan", fit_plan)
     data = mentor.data.load("digits", validation=0.2, seed=0, limit=64)
     job = PeersJob(name="kdcl", scheme="kdcl", seeds=[0], load_data=lambda seed: data,
                    peers=[lambda: mentor.models.CNN((1, 8, 8), 10, channels=(4, 8))] * 2,
