@@ -207,9 +207,11 @@ def accuracy(entry: dict[str, Any]) -> str:
     return mean_std(entry["accuracy"], scale=100.0)
 
 
-def predictors(models: dict[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
-    """``{predictor: summary entry}`` of the roles named ``PREFIX: predictor``."""
-    return {role.split(": ", 1)[1]: entry for role, entry in models.items() if role.startswith(f"{prefix}: ")}
+def predictors(models: dict[str, Any], alone: bool) -> dict[str, dict[str, Any]]:
+    """``{predictor: summary entry}`` of the scheme's models, or (``alone``) of the peers trained alone and
+    their plain ensemble (named ``peer0 alone``, ``ensemble alone``)."""
+    return {role.removesuffix(" alone"): entry for role, entry in models.items()
+            if role.endswith(" alone") == alone}
 
 
 def best_single(entries: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
@@ -257,7 +259,7 @@ def row(outcome: Outcome, papers: dict[str, str]) -> tuple[list[str], list[str]]
     head = [f"`{outcome.name}`", papers.get(scheme_name, ""), peers_of(outcome.name)]
     if outcome.returncode != 0:
         return head + [f"failed: {outcome.error}", "—", "—", "—", "—"], []
-    ours, alone = predictors(outcome.models, scheme_name), predictors(outcome.models, "independent")
+    ours, alone = predictors(outcome.models, alone=False), predictors(outcome.models, alone=True)
     best, best_alone = best_single(ours), best_single(alone)
     ensemble, plain = ours.get("ensemble"), alone.get("ensemble")
     warnings = []
