@@ -103,6 +103,12 @@ def test_entry_point_models_need_no_consent_by_name_or_by_value(plugin: str) -> 
         create("tests.models.test_factory:not_a_model", 4, (1, 8, 8))
 
 
+def test_entry_point_models_are_listed(plugin: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["list", "models"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "plugin-net" in line]
+    assert listed == [f"  {'plugin-net':<22} {plugin}: declared by an installed package"]
+
+
 @pytest.mark.parametrize("command", [["eval"], ["export", "--format", "torchscript"], ["report"], ["resume"]])
 def test_commands_on_a_run_folder_never_import_its_code_without_consent(
     command: list[str], run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture

@@ -70,6 +70,12 @@ def command_list(args: argparse.Namespace) -> int:
             print(f"  {entry.name:<22} {entry.summary}")
             if kind in ("knowledge", "schemes"):
                 print(f"  {'':<22} {parameters_line(entry.obj, skip=('models',))}")
+        if kind == "models":
+            from mentor.models import trust
+
+            for name, point in sorted(trust.entry_points().items()):
+                package = f" (package {point.dist.name})" if point.dist is not None else ""
+                print(f"  {name:<22} {point.value}: declared by an installed package{package}")
     return 0
 
 
