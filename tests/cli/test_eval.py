@@ -108,3 +108,20 @@ def test_bad_role_seed_and_checkpoint(run_dir: Path, tmp_path: Path, capsys: pyt
     assert main(["eval", str(edited), "--role", "teacher"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "role 'teacher'" in error and "key 'stage1.conv1.weight'" in error
+
+
+def test_a_corrupt_best_checkpoint_is_evaluated_from_the_copy_in_last(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = copy_run(run_dir, tmp_path / "run")
+    best = run / "checkpoints" / "seed0" / "student-distilled" / "best.pt"
+    damaged = bytearray(best.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    best.write_bytes(damaged)
+    summary = json.loads((run / "summary.json").read_text())["models"]
+    assert main(["eval", str(run), "--model", "student-distilled"]) == 0
+    captured = capsys.readouterr()
+    assert "checksum mismatch" in captured.err and "used the best weights that last.pt keeps" in captured.err
+    match = LINE.match(captured.out.strip())
+    assert match is not None
+    assert float(match.group(5)) == pytest.approx(100 * summary["student distilled"]["accuracy"][0], abs=0.006)

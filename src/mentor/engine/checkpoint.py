@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from mentor.errors import MentorError, writing
+from mentor.errors import MentorError, warn, writing
 
 FORMAT = "mentor-checkpoint/1"
 
@@ -126,3 +126,24 @@ def final(folder: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     raise MentorError(f"no best.pt or last.pt in {str(folder)!r}; the model was not trained there")
+
+
+def load_kept(folder: Path) -> dict[str, Any]:
+    """The state of the weights a fit kept in ``folder`` (see :func:`final`); when ``best.pt`` is damaged, the
+    copy of the best weights that ``last.pt`` (or its previous version) carries, with a warning."""
+    path = final(folder)
+    try:
+        return load(path)
+    except MentorError as error:
+        if path.name != "best.pt" or not exists(folder / "last.pt"):
+            raise
+        failure = error
+    try:
+        state, source = load_latest(folder / "last.pt")
+    except MentorError:
+        raise failure from None
+    if "best_models" not in state:  # written before last.pt kept the best weights
+        raise failure
+    warn(f"{failure}; used the best weights that {source.name} keeps")
+    models = state["models"] if state["best_models"] is None else state["best_models"]
+    return {"models": models, "epoch": state["best"]["epoch"]}

@@ -115,7 +115,7 @@ def restore_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings,
     for scheme, folder, stage, _ in _steps(built, checkpoints):
         seed_everything(settings.seed)
         scheme.setup(sample_batch(data.train, settings.batch_size))
-        load_trained(scheme, checkpoint.load(checkpoint.final(folder))["models"])  # type: ignore[arg-type]
+        load_trained(scheme, checkpoint.load_kept(folder)["models"])  # type: ignore[arg-type]
         phases[stage] = scheme
     return _models(built, phases if isinstance(built, Phased) else {})
 

@@ -318,7 +318,7 @@ class Run:
         data = self.load_data(seed)
         model = create(section["model"], data.num_classes, data.input_shape, trust_code=self.trust_code,
                        **(section.get("options") or {}))
-        state = checkpoint.load(path)
+        state = checkpoint.load_kept(path.parent) if path.name in ("best.pt", "last.pt") else checkpoint.load(path)
         models = state.get("models") if isinstance(state.get("models"), dict) else None
         if models is None:
             weights = state
