@@ -34,9 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +207,12 @@ def main() -> None:
         raise SystemExit(f"no benchmark parameters for {missing}; add them to PARAMS")
     out = Path(args.out)
     bench = Bench(out, args.epochs, args.jobs, args.set)
-    started = time.perf_counter()
     checkpoint, teacher_accuracy = bench.teacher()
-    teacher_minutes = (time.perf_counter() - started) / 60
+    teacher_minutes = run_minutes([out / "teacher"])
     common = [f"teacher.checkpoint={checkpoint}", *([f"data.limit={args.limit}"] if args.limit else [])]
     alone = "knowledge={method: general, params: {ce: 1.0}}"
 
     # 1. the learning rate, tuned for the student alone on validation (one step further past an edge)
-    sweep_started = time.perf_counter()
     lr_runs: dict[float, Path] = {}
     lr_scores: dict[float, float] = {}
 
@@ -247,10 +245,9 @@ def main() -> None:
 
     chosen = try_multipliers({m: [1.0] if m in unswept else MULTIPLIERS for m in methods})
     chosen = try_multipliers({m: past_edge(MULTIPLIERS, chosen[m], 1 / 4) for m in methods if m not in unswept})
-    sweep_minutes = (time.perf_counter() - sweep_started) / 60
+    sweep_minutes = run_minutes([*lr_runs.values(), *sweep_runs.values()])
 
     # 3. the other seeds with the chosen configurations
-    table_started = time.perf_counter()
     seed_runs: dict[str, list[Path]] = {ALONE: [lr_runs[lr]]}
     seed_runs.update({m: [sweep_runs[m, chosen[m]]] for m in methods})
     todo = []
@@ -263,7 +260,7 @@ def main() -> None:
             todo.append((folder, [*common, f"seeds=[{seed}]", knowledge_override(m, chosen[m])]))
             seed_runs[m].append(folder)
     bench.run_all(todo)
-    table_minutes = (time.perf_counter() - table_started) / 60
+    table_minutes = run_minutes([folder for folder, _ in todo])
 
     results = {name: [distilled(folder) for folder in folders] for name, folders in seed_runs.items()}
     write(args, seeds, lr, lr_scores, sweep, chosen, results, teacher_accuracy,
@@ -289,7 +286,7 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
         significant = gain > spread
         beyond += significant
         ratio = statistics.median(r["seconds"] for r in results[name]) / alone_seconds
-        rows.append([f"`{name}`", papers.get(name, "").split(",")[0], mean_std(accuracy, 100), f"{gain:+.2f}",
+        rows.append([f"`{name}`", _authors(papers.get(name, "")), mean_std(accuracy, 100), f"{gain:+.2f}",
                      "yes" if significant else ("no" if gain > 0 else "—"), f"{ratio:.2f}", f"×{chosen[name]:g}"])
     header = ["method", "paper", f"test acc. % ({len(seeds)} seeds)", "gain", "beyond spread",
               "epoch time ×alone", "chosen"]
@@ -304,8 +301,8 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
         f"1/46 of the teacher). Every student: {args.epochs} epochs, batch 128, SGD with Nesterov momentum 0.9, "
         f"weight decay 5e-4, cosine schedule, learning rate {lr} (chosen for the student alone, below); "
         f"multi-stage methods spend {FIRST_STAGE} of the epochs on their first stage. Seeds {args.seeds}; "
-        f"{args.jobs} runs at a time, one thread each; sweep {sweep_minutes:.0f} min, the other seeds "
-        f"{table_minutes:.0f} min.",
+        f"{args.jobs} runs at a time, one thread each; the runs' own times add up to {sweep_minutes:.0f} min for "
+        f"the sweep and {table_minutes:.0f} min for the other seeds (wall time about 1/{args.jobs} of that).",
         "",
         _common.table(header, rows),
         "",
@@ -334,6 +331,18 @@ def write(args: argparse.Namespace, seeds: list[int], lr: float, lr_scores: dict
 
 def _training_images(limit: int | None) -> str:
     return "all 60,000 training images" if limit is None else f"the first {limit:,} of the 60,000 training images"
+
+
+def _authors(summary: str) -> str:
+    """``Tian, Krishnan & Isola 2020`` of a registry summary (up to its first year), else its first clause."""
+    match = re.match(r"([^(]*?\b(19|20)\d\d)\b", summary)
+    return match.group(1) if match else summary.split(":")[0]
+
+
+def run_minutes(folders: list[Path]) -> float:
+    """The training time the finished runs in ``folders`` recorded (``summary.json``), in minutes."""
+    return sum(json.loads((folder / "summary.json").read_text())["seconds"] for folder in folders
+               if (folder / "summary.json").is_file()) / 60
 
 
 def _cell(result: dict[str, float] | None) -> str:
