@@ -12,7 +12,7 @@ import json
 import pathlib
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -160,6 +160,12 @@ def _metrics_line(line: str) -> object:
     return lambda run: (run / "metrics.jsonl").write_text(line + "\n")
 
 
+def _craft(run: Path, write: Callable[[Path], object]) -> None:
+    """``write`` over every checkpoint file of the distilled student (best.pt, last.pt and its previous version)."""
+    for path in (run / "checkpoints/seed0/student-distilled").glob("*.pt"):
+        write(path)
+
+
 FOLDERS = {  # damage -> (command, what the message says)
     "recipe-without-student-model": (_recipe_without_student_model, ["eval"], "'student.model' is required"),
     "recipe-latin-1": (lambda run: (run / "recipe.yaml").write_bytes(b"name: caf\xe9\n"), ["eval"], "not UTF-8"),
@@ -175,11 +181,11 @@ FOLDERS = {  # damage -> (command, what the message says)
     "metrics-loss-list": (_metrics_line('{"run": "teacher", "seed": 0, "train/loss": [1]}'), ["report"],
                           "'train/loss' holds [1], not a number"),
     "metrics-array": (_metrics_line("[1, 2, 3]"), ["compare"], "not a JSON object"),
-    "crafted-best": (lambda run: (run / "checkpoints/seed0/student-distilled/best.pt").write_bytes(
-        b"PK\x03\x04 crafted"), ["eval"], "cannot be read"),
-    "crafted-envelope": (lambda run: checkpoint.torch.save({"format": checkpoint.FORMAT, "payload": "x"},
-                                                           run / "checkpoints/seed0/student-distilled/best.pt"),
-                         ["eval"], "malformed envelope"),
+    # best.pt and the copy of the best weights in last.pt both crafted (one of them alone is recovered)
+    "crafted-best": (lambda run: _craft(run, lambda path: path.write_bytes(b"PK\x03\x04 crafted")), ["eval"],
+                     "cannot be read"),
+    "crafted-envelope": (lambda run: _craft(run, lambda path: checkpoint.torch.save(
+        {"format": checkpoint.FORMAT, "payload": "x"}, path)), ["eval"], "malformed envelope"),
 }
 
 
