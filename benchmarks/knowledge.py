@@ -1,4 +1,4 @@
-"""Every registered knowledge method against the student trained alone, tuned on validation, 3 seeds.
+"""Every knowledge method that applies to the pair against the student trained alone, tuned on validation, 3 seeds.
 
     mentor bench knowledge [--epochs 20] [--seeds 0,1,2] [--methods kd,at] [--jobs 2] [--out DIR]
                            [--limit N] [--no-sweep crd,sskd]
@@ -199,10 +199,10 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m for m in args.methods.split(",") if m]
-    missing = [m for m in methods if m not in PARAMS and m not in NOT_APPLICABLE]
     if any(m in NOT_APPLICABLE for m in methods):
         raise SystemExit("; ".join(f"{m} does not apply to this pair: {NOT_APPLICABLE[m]}"
                                    for m in methods if m in NOT_APPLICABLE))
+    missing = [m for m in methods if m not in PARAMS]
     if missing:
         raise SystemExit(f"no benchmark parameters for {missing}; add them to PARAMS")
     out = Path(args.out)
