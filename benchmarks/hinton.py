@@ -76,7 +76,7 @@ def tune(args: argparse.Namespace, argv: list[str] | None) -> None:
                    if line.strip()]
         last = [r for r in records if r.get("run") == "student-distilled"][-1]
         errors = round((1 - last["val/student/accuracy"]) * 10_000)
-        rows.append([f"`{configuration}`", str(errors), f"{child.seconds / 60:.1f}"])
+        rows.append([f"`{configuration}`" if configuration.strip() else "(the recipe as is)", str(errors), f"{child.seconds / 60:.1f}"])
     text = _common.table(["configuration (over the recipe)", "validation errors (of 10,000)", "minutes"], rows)
     print(text)
     if not args.no_write:
