@@ -46,7 +46,7 @@ def positive(value: float, name: str, owner: str) -> float:
     """``value`` when it is a finite number > 0; a one-line error naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise MentorError(f"The {name!r} parameter of {owner} must be a finite number > 0. Got {value!r} instead; "
-                          f"pass a positive noise scale.")
+                          "pass a positive value.")
     return float(value)
 
 
@@ -56,6 +56,18 @@ def check_delta(delta: float) -> float:
         raise MentorError(f"The 'delta' parameter of PATE must be a number in (0, 1). Got {delta!r} instead; "
                           "a common choice is below 1/(number of private samples), e.g. 1e-5.")
     return float(delta)
+
+
+def check_budget(delta: float, queries: int | None, epsilon_budget: float | None, budget_analysis: str) -> None:
+    """One-line errors for a bad δ, query count, ε budget or budget analysis."""
+    check_delta(delta)
+    if queries is not None and (isinstance(queries, bool) or not isinstance(queries, int) or queries < 1):
+        raise MentorError(f"The 'queries' parameter of PATE must be an integer >= 1. Got {queries!r} instead.")
+    if epsilon_budget is not None:
+        positive(epsilon_budget, "epsilon_budget", "PATE")
+    if budget_analysis not in ("data-dependent", "data-independent"):
+        raise MentorError(f"The 'budget_analysis' parameter of PATE must be 'data-dependent' or "
+                          f"'data-independent'. Got {budget_analysis!r} instead.")
 
 
 def partitions(samples: int, teachers: int, seed: int) -> torch.Tensor:
@@ -198,15 +210,7 @@ def answer_queries(votes: np.ndarray, aggregator: Aggregator, *, delta: float, m
                    epsilon_budget: float | None = None, budget_analysis: Analysis = "data-dependent",
                    seed: int = 0, orders: np.ndarray = privacy.DEFAULT_ORDERS) -> Answers:
     """Answer the queries of ``votes`` ``(Q, K)`` in order, within the budget (module docstring)."""
-    check_delta(delta)
-    if max_queries is not None and (isinstance(max_queries, bool) or not isinstance(max_queries, int)
-                                    or max_queries < 1):
-        raise MentorError(f"The 'queries' parameter of PATE must be an integer >= 1. Got {max_queries!r} instead.")
-    if epsilon_budget is not None:
-        positive(epsilon_budget, "epsilon_budget", "PATE")
-    if budget_analysis not in ("data-dependent", "data-independent"):
-        raise MentorError(f"The 'budget_analysis' parameter of PATE must be 'data-dependent' or "
-                          f"'data-independent'. Got {budget_analysis!r} instead.")
+    check_budget(delta, max_queries, epsilon_budget, budget_analysis)
     wanted = len(votes) if max_queries is None else min(max_queries, len(votes))
     rng = np.random.default_rng(seed)
     dependent, independent = np.zeros(len(orders)), np.zeros(len(orders))

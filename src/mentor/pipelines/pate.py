@@ -1,0 +1,298 @@
+"""PATE as a pipeline (survey §4; Papernot et al. 2017, ICLR; Papernot et al. 2018, ICLR): private teachers,
+a noisy vote, a student that never sees the private data.
+
+For each seed:
+
+1. the training split (the private data) is cut into ``teachers`` disjoint partitions
+   (:func:`mentor.teachers.pate.partitions`) and one teacher learns each, by the one loop: all of them at once
+   as a :class:`~mentor.teachers.bank.TeacherBank` when the model has no BatchNorm statistics, else one loop
+   call per teacher. No validation split is used (its labels would be private data outside the partitions);
+   the last weights are kept;
+2. the test split is the public data, as in the papers: its first ``public_fraction`` (0.9 by default: the
+   2017 paper's 9,000 of MNIST's 10,000 test images) is the student's unlabeled pool, the rest evaluates;
+3. the first ``queries`` pool samples are asked in order (:func:`mentor.teachers.pate.answer_queries`: a budget
+   in queries and optionally in ε), and the accountant gives the data-dependent and data-independent ε;
+4. the student learns the answered queries with cross-entropy; with ``self_training`` a fresh student then
+   learns them together with the first student's confident predictions (softmax ≥ 0.9) on the rest of the
+   pool, which costs no privacy (public inputs, the student's own labels), a simple stand-in for the
+   papers' semi-supervised GAN training.
+
+Measured on the evaluation part: ``teacher0`` (one teacher), ``teachers vote`` (the noiseless plurality of all
+teachers, which no private release could give: an upper reference) and ``student``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mentor.data import ArrayDataset, Splits
+from mentor.engine import FitSettings, MetricsLog, fit, predict, seed_everything
+from mentor.engine.metrics import finite_or_null
+from mentor.errors import MentorError, writing
+from mentor.pipelines.distill import fit_plan
+from mentor.pipelines.result import Result, measure
+from mentor.report import render
+from mentor.teachers.bank import BankTraining, PluralityVote, TeacherBank, has_running_statistics
+from mentor.teachers.pate import Aggregator, Analysis, Answers, answer_queries, check_budget, partitions, \
+    vote_histograms
+
+ModelFactory = Callable[[], torch.nn.Module]
+CONFIDENT = 0.9
+"""Softmax confidence above which a self-training student's own prediction becomes a label."""
+
+
+@dataclass
+class PateJob:
+    """Everything a PATE run needs, checked before anything is written."""
+
+    name: str
+    seeds: list[int]
+    load_data: Callable[[int], Splits]
+    teacher: ModelFactory
+    student: ModelFactory
+    teachers: int
+    aggregator: Aggregator
+    queries: int
+    delta: float
+    teacher_settings: FitSettings
+    settings: FitSettings
+    epsilon_budget: float | None = None
+    budget_analysis: Analysis = "data-dependent"
+    public_fraction: float = 0.9
+    self_training: bool = False
+    latency_batch: int = 256
+
+
+@dataclass
+class PateResult(Result):
+    """A :class:`~mentor.pipelines.Result` plus, per seed, the privacy and labels of the answers."""
+
+    privacy: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[int, Answers] = field(default_factory=dict)
+
+    def table(self) -> str:
+        header = ["seed", "queries asked", "answered", "labels right %", "ε data-dependent", "ε data-independent",
+                  "δ"]
+        rows = [[str(p["seed"]), str(p["asked"]), str(p["answered"]), f"{100 * p['label_accuracy']:.2f}",
+                 f"{p['epsilon']:.3f}", f"{p['epsilon_data_independent']:.3f}", f"{p['delta']:g}"]
+                for p in self.privacy]
+        stops = [f"seed {p['seed']}: {p['stopped']}" for p in self.privacy if p["stopped"]]
+        return "\n".join([super().table(), "", render(header, rows), *stops])
+
+
+def check_job(job: PateJob) -> None:
+    """One-line errors for settings that cannot work, before anything trains or is written."""
+    check_budget(job.delta, job.queries, job.epsilon_budget, job.budget_analysis)
+    if not 0.0 < job.public_fraction < 1.0:
+        raise MentorError(f"The 'public_fraction' parameter of PATE must be in (0, 1). Got {job.public_fraction!r} "
+                          "instead; it is the share of the test split the student may query (the rest evaluates).")
+    if job.teacher_settings.augment is not None:
+        raise MentorError("PATE teachers train on fixed partitions without augmentation; set teacher.train.jitter "
+                          "to 0 (the student's train.jitter may stay)")
+    data = job.load_data(job.seeds[0])
+    partitions(len(data.train), job.teachers, job.seeds[0])
+    pool = public_split(data.test, job.public_fraction)[0]
+    if job.queries > len(pool):
+        raise MentorError(f"The 'queries' parameter of PATE ({job.queries}) is more than the {len(pool)} public "
+                          f"samples the student may query ({job.public_fraction:g} of {len(data.test)} test "
+                          f"samples); ask at most {len(pool)} queries or raise public_fraction.")
+
+
+def public_split(test: ArrayDataset, fraction: float) -> tuple[ArrayDataset, ArrayDataset]:
+    """(the student's pool: the first ``fraction`` of ``test``, the evaluation part: the rest)."""
+    cut = min(max(1, round(fraction * len(test))), len(test) - 1)
+    if cut < 1:
+        raise MentorError(f"the test split has {len(test)} sample(s): too few to split into a public pool and an "
+                          "evaluation part; load more data")
+    return (ArrayDataset(test.inputs[:cut], test.targets[:cut]), ArrayDataset(test.inputs[cut:], test.targets[cut:]))
+
+
+def train_teachers(factory: ModelFactory, private: ArrayDataset, teachers: int, settings: FitSettings,
+                   log: MetricsLog, checkpoints: Path | None) -> TeacherBank:
+    """One teacher per partition of ``private`` (module docstring, step 1)."""
+    indices = partitions(len(private), teachers, settings.seed)  # (n, m)
+    members = [factory() for _ in range(teachers)]
+    fitted = replace(settings, scale_probe=0)
+    if not has_running_statistics(members[0]):
+        bank = TeacherBank(members)
+        rows = ArrayDataset(private.inputs[indices].transpose(0, 1).contiguous(), private.targets[indices].t())
+        fit(BankTraining(bank), rows, None, fitted, log=log, checkpoints=checkpoints, stage="teachers")
+        return bank
+    for index, (member, part) in enumerate(zip(members, indices, strict=True)):
+        own = Splits("partition", private.subset(part), None, private.subset(part[:1]), 0, ())
+        folder = checkpoints / f"teacher{index}" if checkpoints is not None else None
+        fit_plan(member, own, fitted, log=log.bind(teacher=index), checkpoints=folder)
+    return TeacherBank(members)
+
+
+def train_student(factory: ModelFactory, data: Splits, pool: ArrayDataset, answers: Answers, self_training: bool,
+                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> torch.nn.Module:
+    """The student on the answered queries; with ``self_training`` a second one also on its confident labels."""
+    asked = torch.arange(len(answers.labels))
+    answered = asked[torch.from_numpy(answers.answered)]
+    if len(answered) == 0:
+        why = f" ({answers.stopped})" if answers.stopped else ""
+        raise MentorError(f"the aggregator answered none of the queries{why}, so the student has no labels; lower "
+                          "the threshold or the noise, raise epsilon_budget, or ask more queries")
+    labels = torch.from_numpy(answers.labels)[answered]
+    labelled = ArrayDataset(pool.inputs[answered], labels)
+    student = factory()
+    fit_plan(student, replace(data, train=labelled, validation=None), settings, log=log,
+             checkpoints=checkpoints / "supervised" if checkpoints is not None else None)
+    if not self_training:
+        return student
+    rest = torch.ones(len(pool), dtype=torch.bool)
+    rest[asked] = False
+    unlabeled = ArrayDataset(pool.inputs[rest], pool.targets[rest])
+    confidence, predicted = torch.softmax(predict(student, unlabeled), dim=1).max(dim=1)
+    keep = confidence >= CONFIDENT
+    grown = ArrayDataset(torch.cat([labelled.inputs, unlabeled.inputs[keep]]),
+                         torch.cat([labels, predicted[keep]]))
+    final = factory()
+    fit_plan(final, replace(data, train=grown, validation=None), settings, log=log.bind(run="student-self-training"),
+             checkpoints=checkpoints / "self-training" if checkpoints is not None else None)
+    return final
+
+
+def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
+        resume: bool = False) -> PateResult:
+    """Teachers, answers, student for every seed of ``job`` (module docstring)."""
+    log = log or MetricsLog()
+    result = PateResult(records=log.records)
+    for seed in job.seeds:
+        data = job.load_data(seed)
+        pool, evaluation = public_split(data.test, job.public_fraction)
+        public = replace(data, test=evaluation)
+        folder = out / "checkpoints" / f"seed{seed}" if out is not None else None
+        seed_everything(seed)
+        bank = train_teachers(job.teacher, data.train, job.teachers, replace(job.teacher_settings, seed=seed,
+                              resume=resume), log.bind(run="teachers", seed=seed),
+                              folder / "teachers" if folder else None)
+        votes = vote_histograms(bank, pool.inputs[:job.queries], data.num_classes)
+        answers = answer_queries(votes, job.aggregator, delta=job.delta, max_queries=job.queries,
+                                 epsilon_budget=job.epsilon_budget, budget_analysis=job.budget_analysis, seed=seed)
+        right = answers.labels[answers.answered] == pool.targets[: len(answers.labels)].numpy()[answers.answered]
+        privacy = {"seed": seed, "aggregator": repr(job.aggregator), "asked": int(len(answers.labels)),
+                   "answered": int(answers.answered.sum()),
+                   "label_accuracy": float(right.mean()) if len(right) else math.nan,
+                   "epsilon": answers.epsilon, "epsilon_data_independent": answers.epsilon_data_independent,
+                   "order": answers.order, "delta": job.delta, "stopped": answers.stopped}
+        result.privacy.append(privacy)
+        if out is not None:
+            write_privacy(out, result.privacy)
+        result.answers[seed] = answers
+        echo(f"seed {seed}: {privacy['answered']} of {privacy['asked']} queries answered "
+             f"({privacy['label_accuracy']:.2%} right), ε = {answers.epsilon:.3f} (data-independent "
+             f"{answers.epsilon_data_independent:.3f}), δ = {job.delta:g}")
+        seed_everything(seed)
+        student = train_student(job.student, public, pool, answers, job.self_training,
+                                replace(job.settings, seed=seed, resume=resume), log.bind(run="student", seed=seed),
+                                folder / "student" if folder else None)
+        for name, model in (("teacher0", bank.members()[0]), ("teachers vote", PluralityVote(bank)),
+                            ("student", student)):
+            measured = result.add(measure(name, seed, model, public, job.latency_batch), model)
+            echo(f"seed {seed}: {name} {measured.accuracy:.2%}")
+    return result
+
+
+def write_privacy(out: Path, privacy: list[dict[str, Any]]) -> None:
+    """``privacy.json`` of a run directory: per seed, the queries asked and answered and the (ε, δ) spent."""
+    with writing(out / "privacy.json"):
+        (out / "privacy.json").write_text(json.dumps(finite_or_null(privacy), indent=2, allow_nan=False),
+                                          encoding="utf-8")
+
+
+def teacher_copies(model: torch.nn.Module) -> ModelFactory:
+    """A factory of fresh copies of ``model``, each with its own random initialisation (``reset_parameters``)."""
+    def fresh() -> torch.nn.Module:
+        copied = copy.deepcopy(model)
+        for module in copied.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        return copied
+    return fresh
+
+
+def pate(
+    data: Splits,
+    teacher: str | torch.nn.Module | ModelFactory,
+    student: str | torch.nn.Module | ModelFactory,
+    *,
+    teachers: int = 250,
+    aggregator: str | Aggregator = "gnmax",
+    queries: int = 100,
+    delta: float = 1e-5,
+    epsilon_budget: float | None = None,
+    budget_analysis: Analysis = "data-dependent",
+    public_fraction: float = 0.9,
+    self_training: bool = False,
+    teacher_train: dict[str, Any] | None = None,
+    latency_batch: int = 256,
+    settings: FitSettings | None = None,
+    **options: Any,
+) -> PateResult:
+    """Train ``teachers`` teachers on disjoint parts of ``data.train``, answer ``queries`` of the public data
+    with ``aggregator``, train the student on the answers, and account for the privacy spent.
+
+    Args:
+        data: splits (:func:`mentor.data.load`); ``train`` is the private data, ``test`` the public data.
+        teacher: the teachers' architecture: a registered model name (``"mlp-small"``), a model (each teacher is
+            a copy with its own random initialisation) or a function returning a fresh model.
+        student: the same kinds; a model given is trained in place.
+        teachers: number of teachers n (the papers use 250 on MNIST).
+        aggregator: ``"lnmax"``, ``"gnmax"``, ``"confident-gnmax"`` (the papers' MNIST noise) or an
+            :class:`~mentor.teachers.pate.Aggregator` such as ``GNMax(sigma=40)``.
+        queries: the most queries the student asks (Q).
+        delta: δ of the reported (ε, δ).
+        epsilon_budget: stop asking before ε would exceed it (the answers so far are kept).
+        budget_analysis: which ε the budget is checked against.
+        public_fraction: share of ``data.test`` the student may query; the rest evaluates.
+        self_training: also learn the student's own confident labels on the unanswered public data.
+        teacher_train: the teachers' training keywords (as ``**options``; default: the same as the student's).
+        latency_batch: batch size of the latency measurement.
+        settings: ready :class:`~mentor.engine.FitSettings` of the student, instead of keywords.
+        **options: any key of a recipe's ``train`` section, for the student (and the teachers by default).
+
+    Returns:
+        a :class:`PateResult`: ``table()`` (teacher0, the noiseless vote, the student; then the privacy),
+        ``privacy`` (per seed: queries asked and answered, ε data-dependent and data-independent),
+        ``answers[seed]`` and ``models``.
+    """
+    from mentor.models import create
+    from mentor.pipelines.options import settings as keyword_settings
+    from mentor.teachers.pate import AGGREGATORS
+
+    fit_settings = keyword_settings(settings, caller="mentor.pate", **options)
+    teacher_settings = keyword_settings(None, caller="mentor.pate teacher_train",
+                                        **{"seed": fit_settings.seed, **(teacher_train or {})}) \
+        if teacher_train is not None else fit_settings
+    if isinstance(aggregator, str):
+        if aggregator not in AGGREGATORS:
+            raise MentorError(f"The 'aggregator' parameter of mentor.pate must be one of {', '.join(AGGREGATORS)} "
+                              f"or an Aggregator. Got {aggregator!r} instead.")
+        aggregator = AGGREGATORS[aggregator]()
+
+    def factory(spec: str | torch.nn.Module | ModelFactory) -> ModelFactory:
+        if isinstance(spec, str):
+            return lambda: create(spec, data.num_classes, data.input_shape)
+        if isinstance(spec, torch.nn.Module):
+            return teacher_copies(spec)
+        return spec
+
+    student_factory = (lambda: student) if isinstance(student, torch.nn.Module) else factory(student)
+    job = PateJob(name="pate", seeds=[fit_settings.seed], load_data=lambda seed: data, teacher=factory(teacher),
+                  student=student_factory, teachers=teachers, aggregator=aggregator, queries=queries, delta=delta,
+                  teacher_settings=teacher_settings, settings=fit_settings, epsilon_budget=epsilon_budget,
+                  budget_analysis=budget_analysis, public_fraction=public_fraction, self_training=self_training,
+                  latency_batch=latency_batch)
+    check_job(job)
+    return run(job, None, echo=lambda line: None)
