@@ -14,8 +14,7 @@ from mentor.batch import Batch
 from mentor.errors import MentorError, MentorWarning
 from mentor.teachers import privacy
 from mentor.teachers.bank import BankTraining, PluralityVote, TeacherBank
-from mentor.teachers.pate import UNANSWERED, ConfidentGNMax, GNMax, LNMax, answer_queries, partitions, \
-    vote_histograms
+from mentor.teachers.pate import UNANSWERED, ConfidentGNMax, GNMax, LNMax, answer_queries, partitions, vote_histograms
 
 
 def linear(seed: int) -> nn.Module:

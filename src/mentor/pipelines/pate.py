@@ -17,8 +17,11 @@ For each seed:
    pool, which costs no privacy (public inputs, the student's own labels), a simple stand-in for the
    papers' semi-supervised GAN training.
 
-Measured on the evaluation part: ``teacher0`` (one teacher), ``teachers vote`` (the noiseless plurality of all
-teachers, which no private release could give: an upper reference) and ``student``.
+Measured on the evaluation part: ``student`` and ``teacher`` (teacher 0), and beside the privacy the noiseless
+plurality of all teachers (``result.models["teachers vote"]``), which no private release could give: an upper
+reference. With a run directory,
+``checkpoints/seed<S>/{student,teacher}/best.pt`` hold the final weights (``mentor eval|export`` read them),
+``privacy.json`` the privacy of every seed.
 """
 
 from __future__ import annotations
@@ -34,15 +37,23 @@ from typing import Any
 import torch
 
 from mentor.data import ArrayDataset, Splits
-from mentor.engine import FitSettings, MetricsLog, fit, predict, seed_everything
+from mentor.engine import FitSettings, MetricsLog, checkpoint, evaluate, fit, predict, seed_everything
 from mentor.engine.metrics import finite_or_null
 from mentor.errors import MentorError, writing
-from mentor.pipelines.distill import fit_plan
+from mentor.losses import CE, Objective
 from mentor.pipelines.result import Result, measure
 from mentor.report import render
+from mentor.schemes import Offline
 from mentor.teachers.bank import BankTraining, PluralityVote, TeacherBank, has_running_statistics
-from mentor.teachers.pate import Aggregator, Analysis, Answers, answer_queries, check_budget, partitions, \
-    vote_histograms
+from mentor.teachers.pate import (
+    Aggregator,
+    Analysis,
+    Answers,
+    answer_queries,
+    check_budget,
+    partitions,
+    vote_histograms,
+)
 
 ModelFactory = Callable[[], torch.nn.Module]
 CONFIDENT = 0.9
@@ -79,11 +90,11 @@ class PateResult(Result):
     answers: dict[int, Answers] = field(default_factory=dict)
 
     def table(self) -> str:
-        header = ["seed", "queries asked", "answered", "labels right %", "ε data-dependent", "ε data-independent",
-                  "δ"]
-        rows = [[str(p["seed"]), str(p["asked"]), str(p["answered"]), f"{100 * p['label_accuracy']:.2f}",
-                 f"{p['epsilon']:.3f}", f"{p['epsilon_data_independent']:.3f}", f"{p['delta']:g}"]
-                for p in self.privacy]
+        header = ["seed", "noiseless vote %", "queries asked", "answered", "labels right %", "ε data-dependent",
+                  "ε data-independent", "δ"]
+        rows = [[str(p["seed"]), f"{100 * p['vote_accuracy']:.2f}", str(p["asked"]), str(p["answered"]),
+                 f"{100 * p['label_accuracy']:.2f}", f"{p['epsilon']:.3f}", f"{p['epsilon_data_independent']:.3f}",
+                 f"{p['delta']:g}"] for p in self.privacy]
         stops = [f"seed {p['seed']}: {p['stopped']}" for p in self.privacy if p["stopped"]]
         return "\n".join([super().table(), "", render(header, rows), *stops])
 
@@ -127,13 +138,18 @@ def train_teachers(factory: ModelFactory, private: ArrayDataset, teachers: int, 
         fit(BankTraining(bank), rows, None, fitted, log=log, checkpoints=checkpoints, stage="teachers")
         return bank
     for index, (member, part) in enumerate(zip(members, indices, strict=True)):
-        own = Splits("partition", private.subset(part), None, private.subset(part[:1]), 0, ())
-        folder = checkpoints / f"teacher{index}" if checkpoints is not None else None
-        fit_plan(member, own, fitted, log=log.bind(teacher=index), checkpoints=folder)
+        stage = f"member{index}"
+        learn(member, private.subset(part), fitted, log, checkpoints / stage if checkpoints else None, stage)
     return TeacherBank(members)
 
 
-def train_student(factory: ModelFactory, data: Splits, pool: ArrayDataset, answers: Answers, self_training: bool,
+def learn(model: torch.nn.Module, labelled: ArrayDataset, settings: FitSettings, log: MetricsLog,
+          checkpoints: Path | None, stage: str) -> None:
+    """Train ``model`` with cross-entropy on ``labelled`` by the one loop, without validation (last weights)."""
+    fit(Offline(model, Objective(CE())), labelled, None, settings, log=log, checkpoints=checkpoints, stage=stage)
+
+
+def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, self_training: bool,
                   settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> torch.nn.Module:
     """The student on the answered queries; with ``self_training`` a second one also on its confident labels."""
     asked = torch.arange(len(answers.labels))
@@ -145,8 +161,7 @@ def train_student(factory: ModelFactory, data: Splits, pool: ArrayDataset, answe
     labels = torch.from_numpy(answers.labels)[answered]
     labelled = ArrayDataset(pool.inputs[answered], labels)
     student = factory()
-    fit_plan(student, replace(data, train=labelled, validation=None), settings, log=log,
-             checkpoints=checkpoints / "supervised" if checkpoints is not None else None)
+    learn(student, labelled, settings, log, checkpoints / "supervised" if checkpoints else None, "supervised")
     if not self_training:
         return student
     rest = torch.ones(len(pool), dtype=torch.bool)
@@ -157,8 +172,7 @@ def train_student(factory: ModelFactory, data: Splits, pool: ArrayDataset, answe
     grown = ArrayDataset(torch.cat([labelled.inputs, unlabeled.inputs[keep]]),
                          torch.cat([labels, predicted[keep]]))
     final = factory()
-    fit_plan(final, replace(data, train=grown, validation=None), settings, log=log.bind(run="student-self-training"),
-             checkpoints=checkpoints / "self-training" if checkpoints is not None else None)
+    learn(final, grown, settings, log, checkpoints / "self-training" if checkpoints else None, "self-training")
     return final
 
 
@@ -174,8 +188,8 @@ def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Cal
         folder = out / "checkpoints" / f"seed{seed}" if out is not None else None
         seed_everything(seed)
         bank = train_teachers(job.teacher, data.train, job.teachers, replace(job.teacher_settings, seed=seed,
-                              resume=resume), log.bind(run="teachers", seed=seed),
-                              folder / "teachers" if folder else None)
+                              resume=resume), log.bind(run="teacher", seed=seed),
+                              folder / "teacher" / "training" if folder else None)
         votes = vote_histograms(bank, pool.inputs[:job.queries], data.num_classes)
         answers = answer_queries(votes, job.aggregator, delta=job.delta, max_queries=job.queries,
                                  epsilon_budget=job.epsilon_budget, budget_analysis=job.budget_analysis, seed=seed)
@@ -186,20 +200,26 @@ def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Cal
                    "epsilon": answers.epsilon, "epsilon_data_independent": answers.epsilon_data_independent,
                    "order": answers.order, "delta": job.delta, "stopped": answers.stopped}
         result.privacy.append(privacy)
-        if out is not None:
-            write_privacy(out, result.privacy)
         result.answers[seed] = answers
         echo(f"seed {seed}: {privacy['answered']} of {privacy['asked']} queries answered "
              f"({privacy['label_accuracy']:.2%} right), ε = {answers.epsilon:.3f} (data-independent "
              f"{answers.epsilon_data_independent:.3f}), δ = {job.delta:g}")
         seed_everything(seed)
-        student = train_student(job.student, public, pool, answers, job.self_training,
+        student = train_student(job.student, pool, answers, job.self_training,
                                 replace(job.settings, seed=seed, resume=resume), log.bind(run="student", seed=seed),
                                 folder / "student" if folder else None)
-        for name, model in (("teacher0", bank.members()[0]), ("teachers vote", PluralityVote(bank)),
-                            ("student", student)):
+        first = bank.members()[0]
+        if folder is not None:  # what `mentor eval|export RUN_DIR` read
+            for role, model in (("student", student), ("teacher", first)):
+                checkpoint.save({"models": {role: model.state_dict()}, "epoch": 0}, folder / role / "best.pt")
+        for name, model in (("student", student), ("teacher", first)):
             measured = result.add(measure(name, seed, model, public, job.latency_batch), model)
             echo(f"seed {seed}: {name} {measured.accuracy:.2%}")
+        result.models["teachers vote"] = vote = PluralityVote(bank)
+        privacy["vote_accuracy"] = evaluate(vote, evaluation)["accuracy"]
+        echo(f"seed {seed}: the noiseless vote of all teachers {privacy['vote_accuracy']:.2%}")
+        if out is not None:
+            write_privacy(out, result.privacy)
     return result
 
 
@@ -263,7 +283,7 @@ def pate(
         **options: any key of a recipe's ``train`` section, for the student (and the teachers by default).
 
     Returns:
-        a :class:`PateResult`: ``table()`` (teacher0, the noiseless vote, the student; then the privacy),
+        a :class:`PateResult`: ``table()`` (the student, teacher 0; then the noiseless vote and the privacy),
         ``privacy`` (per seed: queries asked and answered, ε data-dependent and data-independent),
         ``answers[seed]`` and ``models``.
     """

@@ -213,8 +213,9 @@ class Recipe(Section):
             missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
             extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
             if missing or extra:
-                raise ValueError(f"a pate recipe needs teacher and student{' and no ' + ', '.join(extra) if extra else ''}"
-                                 f"{'; missing ' + ', '.join(missing) if missing else ''}")
+                no = f" and no {', '.join(extra)}" if extra else ""
+                raise ValueError(f"a pate recipe needs teacher and student{no}"
+                                 + (f"; missing {', '.join(missing)}" if missing else ""))
             return self
         distill = {"teacher": self.teacher, "student": self.student, "knowledge": self.knowledge}
         scheme = {"scheme": self.scheme, "peers": self.peers}

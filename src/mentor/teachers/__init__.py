@@ -4,6 +4,6 @@ from mentor.teachers.bank import TeacherBank
 from mentor.teachers.cache import TeacherCache
 from mentor.teachers.ensemble import Ensemble
 from mentor.teachers.frozen import FrozenTeacher, freeze
-from mentor.teachers.pate import GNMax, LNMax, ConfidentGNMax
+from mentor.teachers.pate import ConfidentGNMax, GNMax, LNMax
 
 __all__ = ["ConfidentGNMax", "Ensemble", "FrozenTeacher", "GNMax", "LNMax", "TeacherBank", "TeacherCache", "freeze"]
