@@ -33,7 +33,7 @@ from _common import invocation, section_body, table, write_section  # noqa: E402
 
 import mentor  # noqa: E402
 from mentor.engine import FitSettings, MetricsLog, OptimizerSettings, seed_everything  # noqa: E402
-from mentor.pipelines.pate import public_split, train_student, train_teachers  # noqa: E402
+from mentor.pipelines.pate_steps import public_split, train_student, train_teachers  # noqa: E402
 from mentor.pipelines.result import measure  # noqa: E402
 from mentor.teachers.pate import ConfidentGNMax, GNMax, LNMax, answer_queries, vote_histograms  # noqa: E402
 

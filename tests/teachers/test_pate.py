@@ -109,6 +109,26 @@ def test_gnmax_noise_has_the_asked_scale() -> None:
     assert abs(np.mean(wins) - 0.2398) < 0.03
 
 
+def test_lnmax_noise_has_the_asked_scale_and_lemma_4_is_exact_for_two_classes() -> None:
+    # votes (2, 0), γ = 0.5 (Laplace scale b = 2): class 1 wins when L1 − L0 > 2, and for the difference of two
+    # Laplace(b) variables Pr[D > d] = e^{−d/b}(1 + d/(2b))/2 = e^{−1}·1.5/2 = 0.2759, which is Lemma 4's
+    # (2 + γΔ)/(4e^{γΔ}) = 3/(4e) = 0.2759 for Δ = 2
+    rng = np.random.default_rng(0)
+    wins = [LNMax(gamma=0.5).answer(np.array([2, 0]), rng) for _ in range(4000)]
+    assert abs(np.mean(wins) - 0.2759) < 0.03
+    assert privacy.lnmax_q(np.array([2, 0]), 0.5) == pytest.approx(0.2759, abs=1e-4)
+
+
+def test_confident_gnmax_answers_as_often_as_its_threshold_allows() -> None:
+    # max vote 8, T = 10, σ1 = 2: answered when N(0, 4) ≥ 2, Pr = erfc(1/√2)/2 = 0.3173/2 = 0.1587
+    rng = np.random.default_rng(0)
+    aggregator = ConfidentGNMax(threshold=10.0, sigma1=2.0, sigma2=1e-6)
+    labels = [aggregator.answer(np.array([8, 1, 1]), rng) for _ in range(4000)]
+    assert abs(np.mean([label != UNANSWERED for label in labels]) - 0.1587) < 0.03
+    assert set(labels) == {UNANSWERED, 0}
+    assert math.exp(privacy.threshold_log_answered(np.array([8, 1, 1]), 10.0, 2.0)) == pytest.approx(0.1587, abs=1e-4)
+
+
 def test_unanswered_queries_cost_only_the_selection_step() -> None:
     orders = np.array([2.0])
     aggregator = ConfidentGNMax(threshold=100.0, sigma1=1.0, sigma2=1.0)

@@ -26,7 +26,6 @@ reference. With a run directory,
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Callable
@@ -36,15 +35,14 @@ from typing import Any
 
 import torch
 
-from mentor.data import ArrayDataset, Splits
-from mentor.engine import FitSettings, MetricsLog, checkpoint, evaluate, fit, predict, seed_everything
+from mentor.data import Splits
+from mentor.engine import FitSettings, MetricsLog, checkpoint, evaluate, seed_everything
 from mentor.engine.metrics import finite_or_null
 from mentor.errors import MentorError, writing
-from mentor.losses import CE, Objective
+from mentor.pipelines.pate_steps import ModelFactory, public_split, teacher_copies, train_student, train_teachers
 from mentor.pipelines.result import Result, measure
 from mentor.report import render
-from mentor.schemes import Offline
-from mentor.teachers.bank import BankTraining, PluralityVote, TeacherBank, has_running_statistics
+from mentor.teachers.bank import PluralityVote
 from mentor.teachers.pate import (
     Aggregator,
     Analysis,
@@ -54,10 +52,6 @@ from mentor.teachers.pate import (
     partitions,
     vote_histograms,
 )
-
-ModelFactory = Callable[[], torch.nn.Module]
-CONFIDENT = 0.9
-"""Softmax confidence above which a self-training student's own prediction becomes a label."""
 
 
 @dataclass
@@ -117,65 +111,6 @@ def check_job(job: PateJob) -> None:
                           f"samples); ask at most {len(pool)} queries or raise public_fraction.")
 
 
-def public_split(test: ArrayDataset, fraction: float) -> tuple[ArrayDataset, ArrayDataset]:
-    """(the student's pool: the first ``fraction`` of ``test``, the evaluation part: the rest)."""
-    cut = min(max(1, round(fraction * len(test))), len(test) - 1)
-    if cut < 1:
-        raise MentorError(f"the test split has {len(test)} sample(s): too few to split into a public pool and an "
-                          "evaluation part; load more data")
-    return (ArrayDataset(test.inputs[:cut], test.targets[:cut]), ArrayDataset(test.inputs[cut:], test.targets[cut:]))
-
-
-def train_teachers(factory: ModelFactory, private: ArrayDataset, teachers: int, settings: FitSettings,
-                   log: MetricsLog, checkpoints: Path | None) -> TeacherBank:
-    """One teacher per partition of ``private`` (module docstring, step 1)."""
-    indices = partitions(len(private), teachers, settings.seed)  # (n, m)
-    members = [factory() for _ in range(teachers)]
-    fitted = replace(settings, scale_probe=0)
-    if not has_running_statistics(members[0]):
-        bank = TeacherBank(members)
-        rows = ArrayDataset(private.inputs[indices].transpose(0, 1).contiguous(), private.targets[indices].t())
-        fit(BankTraining(bank), rows, None, fitted, log=log, checkpoints=checkpoints, stage="teachers")
-        return bank
-    for index, (member, part) in enumerate(zip(members, indices, strict=True)):
-        stage = f"member{index}"
-        learn(member, private.subset(part), fitted, log, checkpoints / stage if checkpoints else None, stage)
-    return TeacherBank(members)
-
-
-def learn(model: torch.nn.Module, labelled: ArrayDataset, settings: FitSettings, log: MetricsLog,
-          checkpoints: Path | None, stage: str) -> None:
-    """Train ``model`` with cross-entropy on ``labelled`` by the one loop, without validation (last weights)."""
-    fit(Offline(model, Objective(CE())), labelled, None, settings, log=log, checkpoints=checkpoints, stage=stage)
-
-
-def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, self_training: bool,
-                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> torch.nn.Module:
-    """The student on the answered queries; with ``self_training`` a second one also on its confident labels."""
-    asked = torch.arange(len(answers.labels))
-    answered = asked[torch.from_numpy(answers.answered)]
-    if len(answered) == 0:
-        why = f" ({answers.stopped})" if answers.stopped else ""
-        raise MentorError(f"the aggregator answered none of the queries{why}, so the student has no labels; lower "
-                          "the threshold or the noise, raise epsilon_budget, or ask more queries")
-    labels = torch.from_numpy(answers.labels)[answered]
-    labelled = ArrayDataset(pool.inputs[answered], labels)
-    student = factory()
-    learn(student, labelled, settings, log, checkpoints / "supervised" if checkpoints else None, "supervised")
-    if not self_training:
-        return student
-    rest = torch.ones(len(pool), dtype=torch.bool)
-    rest[asked] = False
-    unlabeled = ArrayDataset(pool.inputs[rest], pool.targets[rest])
-    confidence, predicted = torch.softmax(predict(student, unlabeled), dim=1).max(dim=1)
-    keep = confidence >= CONFIDENT
-    grown = ArrayDataset(torch.cat([labelled.inputs, unlabeled.inputs[keep]]),
-                         torch.cat([labels, predicted[keep]]))
-    final = factory()
-    learn(final, grown, settings, log, checkpoints / "self-training" if checkpoints else None, "self-training")
-    return final
-
-
 def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
         resume: bool = False) -> PateResult:
     """Teachers, answers, student for every seed of ``job`` (module docstring)."""
@@ -228,18 +163,6 @@ def write_privacy(out: Path, privacy: list[dict[str, Any]]) -> None:
     with writing(out / "privacy.json"):
         (out / "privacy.json").write_text(json.dumps(finite_or_null(privacy), indent=2, allow_nan=False),
                                           encoding="utf-8")
-
-
-def teacher_copies(model: torch.nn.Module) -> ModelFactory:
-    """A factory of fresh copies of ``model``, each with its own random initialisation (``reset_parameters``)."""
-    def fresh() -> torch.nn.Module:
-        copied = copy.deepcopy(model)
-        for module in copied.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset):
-                reset()
-        return copied
-    return fresh
 
 
 def pate(
