@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             accuracies = []
             for self_training in (False, True):
                 seed_everything(args.seed)
-                student = train_student(lambda: mentor.models.create("mlp-medium", 10, data.input_shape), pool,
+                student, _ = train_student(lambda: mentor.models.create("mlp-medium", 10, data.input_shape), pool,
                                         answers, self_training, student_settings, MetricsLog(), None)
                 accuracies.append(measure("student", args.seed, student, public, 1).accuracy)
             rows.append([name, count, int(answered.sum()), f"{100 * right:.2f}", f"{answers.epsilon:.2f}",

@@ -29,6 +29,7 @@ def test_the_python_api_trains_teachers_answers_queries_and_trains_the_student(d
     assert privacy["asked"] == 30 and privacy["answered"] == 30 and 0 < privacy["epsilon"]
     assert privacy["epsilon"] <= privacy["epsilon_data_independent"]
     assert "ε data-dependent" in result.table() and len(result.answers[0].labels) == 30
+    assert privacy["self_training_labels"] >= 0
 
 
 def test_teachers_with_batchnorm_train_one_by_one(digits: mentor.data.Splits) -> None:
@@ -95,3 +96,24 @@ def test_bad_recipe_values_exit_with_one_line(override: str, message: str, tmp_p
 def test_a_pate_recipe_takes_no_knowledge() -> None:
     with pytest.raises(MentorError, match=r"a pate recipe needs teacher and student and no knowledge"):
         load_recipe("pate", ["knowledge={method: kd}"])
+
+
+def test_self_training_adds_the_students_confident_labels_on_unasked_inputs() -> None:
+    import numpy as np
+    import torch
+
+    from mentor.engine import FitSettings, MetricsLog, OptimizerSettings
+    from mentor.pipelines.pate_steps import train_student
+    from mentor.teachers.pate import UNANSWERED, Answers
+
+    torch.manual_seed(0)
+    targets = torch.arange(40) % 2
+    inputs = (targets.float()[:, None] * 8.0 - 4.0) + 0.3 * torch.randn(40, 2)  # two far-apart clusters
+    pool = mentor.data.ArrayDataset(inputs, targets)
+    labels = np.array([int(t) for t in targets[:10]] + [UNANSWERED] * 2)  # 10 answers, 2 declined, 28 unasked
+    answers = Answers(labels, 1.0, 2.0, 3.0, 1e-5)
+    settings = FitSettings(epochs=30, batch_size=10, optimizer=OptimizerSettings(lr=0.05), progress=False)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    student, added = train_student(lambda: model, pool, answers, True, settings, MetricsLog(), None)
+    assert student is model and 0 < added <= 30  # the 28 unasked and the 2 declined inputs can be labelled
+    assert (student(inputs).argmax(dim=1) == targets).all()

@@ -140,9 +140,10 @@ def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Cal
              f"({privacy['label_accuracy']:.2%} right), ε = {answers.epsilon:.3f} (data-independent "
              f"{answers.epsilon_data_independent:.3f}), δ = {job.delta:g}")
         seed_everything(seed)
-        student = train_student(job.student, pool, answers, job.self_training,
-                                replace(job.settings, seed=seed, resume=resume), log.bind(run="student", seed=seed),
-                                folder / "student" if folder else None)
+        student, added = train_student(job.student, pool, answers, job.self_training,
+                                       replace(job.settings, seed=seed, resume=resume),
+                                       log.bind(run="student", seed=seed), folder / "student" if folder else None)
+        privacy["self_training_labels"] = added
         first = bank.members()[0]
         if folder is not None:  # what `mentor eval|export RUN_DIR` read
             for role, model in (("student", student), ("teacher", first)):

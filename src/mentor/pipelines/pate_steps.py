@@ -63,8 +63,12 @@ def learn(model: torch.nn.Module, labelled: ArrayDataset, settings: FitSettings,
 
 
 def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, self_training: bool,
-                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> torch.nn.Module:
-    """The student on the answered queries; with ``self_training`` a second one also on its confident labels."""
+                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> tuple[torch.nn.Module, int]:
+    """The student trained on the answered queries, and how many of its own labels it added.
+
+    With ``self_training`` the student, back at its initial weights, learns the answers again together with its
+    first version's confident labels on the unasked pool (in place: a given model stays the one trained).
+    """
     asked = torch.arange(len(answers.labels))
     answered = asked[torch.from_numpy(answers.answered)]
     if len(answered) == 0:
@@ -74,19 +78,20 @@ def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, s
     labels = torch.from_numpy(answers.labels)[answered]
     labelled = ArrayDataset(pool.inputs[answered], labels)
     student = factory()
+    initial = copy.deepcopy(student.state_dict())
     learn(student, labelled, settings, log, checkpoints / "supervised" if checkpoints else None, "supervised")
     if not self_training:
-        return student
+        return student, 0
     rest = torch.ones(len(pool), dtype=torch.bool)
-    rest[asked] = False
+    rest[answered] = False  # unasked and declined inputs alike: the student labels them at no privacy cost
     unlabeled = ArrayDataset(pool.inputs[rest], pool.targets[rest])
     confidence, predicted = torch.softmax(predict(student, unlabeled), dim=1).max(dim=1)
     keep = confidence >= CONFIDENT
     grown = ArrayDataset(torch.cat([labelled.inputs, unlabeled.inputs[keep]]),
                          torch.cat([labels, predicted[keep]]))
-    final = factory()
-    learn(final, grown, settings, log, checkpoints / "self-training" if checkpoints else None, "self-training")
-    return final
+    student.load_state_dict(initial)
+    learn(student, grown, settings, log, checkpoints / "self-training" if checkpoints else None, "self-training")
+    return student, int(keep.sum())
 
 
 def teacher_copies(model: torch.nn.Module) -> ModelFactory:
