@@ -12,10 +12,10 @@ For each seed:
    2017 paper's 9,000 of MNIST's 10,000 test images) is the student's unlabeled pool, the rest evaluates;
 3. the first ``queries`` pool samples are asked in order (:func:`mentor.teachers.pate.answer_queries`: a budget
    in queries and optionally in ε), and the accountant gives the data-dependent and data-independent ε;
-4. the student learns the answered queries with cross-entropy; with ``self_training`` a fresh student then
-   learns them together with the first student's confident predictions (softmax ≥ 0.9) on the rest of the
-   pool, which costs no privacy (public inputs, the student's own labels), a simple stand-in for the
-   papers' semi-supervised GAN training.
+4. the student learns the answered queries with cross-entropy; with ``self_training`` it then starts again
+   from its initial weights and learns them together with its own confident predictions (softmax ≥ 0.9) on
+   the rest of the pool, which costs no privacy (public inputs, the student's own labels): a simple stand-in
+   for the papers' semi-supervised GAN training.
 
 Measured on the evaluation part: ``student`` and ``teacher`` (teacher 0), and beside the privacy the noiseless
 plurality of all teachers (``result.models["teachers vote"]``), which no private release could give: an upper
