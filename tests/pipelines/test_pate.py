@@ -83,6 +83,8 @@ def test_the_builtin_recipe_runs_from_the_command(tmp_path: Path, capsys: pytest
     ("pate.delta=1.5", r"recipe key 'pate.delta': .*less than 1"),
     ("pate.aggregator=laplace", r"recipe key 'pate.aggregator'"),
     ("pate.teachers=1000", r"'teachers' parameter of PATE \(1000\) is more than the 300 private"),
+    ("teacher.checkpoint=teacher.pt", r"recipe key 'teacher.checkpoint': PATE trains its teachers"),
+    ("student=null", r"a pate recipe needs teacher and student; missing student"),
 ])
 def test_bad_recipe_values_exit_with_one_line(override: str, message: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:
