@@ -7,7 +7,7 @@ Papers:
   data-dependent bound (Theorems 2-3, Lemma 4).
 - Papernot, Song, Mironov, Raghunathan, Talwar & Erlingsson (2018), "Scalable Private Learning with PATE",
   ICLR (arXiv:1802.08908): GNMax and Confident-GNMax analysed with Rényi differential privacy (Propositions
-  7, 8, 10, Theorem 6), and the RDP -> (ε, δ) conversion (its Theorem 5, after Mironov 2017).
+  7, 8, 10, Theorem 6), and the RDP -> (ε, δ) conversion (Mironov 2017, "Rényi Differential Privacy", CSF).
 
 Everything here is a pure function of a vote histogram ``votes`` ``(K,)`` (how many of the n teachers vote for
 each of the K classes) and noise scales; RDP curves are arrays ``(L,)`` over the Rényi orders λ > 1 ``orders``.
@@ -28,11 +28,11 @@ One query's RDP of order λ (the accountant takes the minimum of every bound tha
   B = e^{ε1}/q^{1/(μ1−1)}.
 - Confident-GNMax's selection step, max_j n_j + N(0, σ1²) ≥ T, has sensitivity 1: (λ, λ/(2σ1²))-RDP. Its
   data-dependent bound is Theorem 6 with σ → √2·σ1 and q the probability of its less likely outcome
-  (answered or not), min(p, 1 − p) with p = Pr[N(0, σ1²) ≥ T − max_j n_j] (Section 4.1 of the 2018 paper).
+  (answered or not), min(p, 1 − p) with p = Pr[N(0, σ1²) ≥ T − max_j n_j], as in the 2018 release.
 
 Composition adds RDP curves order by order; (ε, δ) = min_λ ε_RDP(λ) + log(1/δ)/(λ − 1). A data-dependent ε
-depends on the private votes, so publishing it is itself a release (the 2018 paper adds smooth-sensitivity
-noise to it, Section 4.2); this module reports it as the papers' tables do, without that step.
+depends on the private votes, so publishing it is itself a release (the 2018 paper adds noise scaled to its
+smooth sensitivity); this module reports it as the papers' tables do, without that step.
 """
 
 from __future__ import annotations
