@@ -119,3 +119,16 @@ def test_self_training_adds_the_students_confident_labels_on_unasked_inputs() ->
     student, added = train_student(lambda: model, pool, answers, True, settings, MetricsLog(), None)
     assert student is model and 0 < added <= 30  # the 28 unasked and the 2 declined inputs can be labelled
     assert (student(inputs).argmax(dim=1) == targets).all()
+
+
+def test_the_recipe_names_each_aggregator_with_its_noise() -> None:
+    from mentor.recipes.pate import aggregator_of
+    from mentor.teachers import LNMax
+
+    def spec(*overrides: str) -> object:
+        return load_recipe("pate", list(overrides)).pate
+
+    assert aggregator_of(spec("pate.aggregator=lnmax", "pate.gamma=0.1")) == LNMax(gamma=0.1)
+    assert aggregator_of(spec("pate.sigma=3")) == GNMax(sigma=3.0)
+    confident = spec("pate.aggregator=confident-gnmax", "pate.threshold=7", "pate.sigma1=2", "pate.sigma=1")
+    assert aggregator_of(confident) == ConfidentGNMax(threshold=7.0, sigma1=2.0, sigma2=1.0)
