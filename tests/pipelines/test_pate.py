@@ -85,6 +85,7 @@ def test_the_builtin_recipe_runs_from_the_command(tmp_path: Path, capsys: pytest
     ("pate.teachers=1000", r"'teachers' parameter of PATE \(1000\) is more than the 300 private"),
     ("teacher.checkpoint=teacher.pt", r"recipe key 'teacher.checkpoint': PATE trains its teachers"),
     ("student=null", r"a pate recipe needs teacher and student; missing student"),
+    ("teacher.train={clip_grad_norm: 1.0}", r"PATE teachers may not clip the gradient norm"),
 ])
 def test_bad_recipe_values_exit_with_one_line(override: str, message: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture) -> None:

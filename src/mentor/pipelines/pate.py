@@ -102,6 +102,10 @@ def check_job(job: PateJob) -> None:
     if job.teacher_settings.augment is not None:
         raise MentorError("PATE teachers train on fixed partitions without augmentation; set teacher.train.jitter "
                           "to 0 (the student's train.jitter may stay)")
+    if job.teacher_settings.clip_grad_norm is not None:
+        raise MentorError("PATE teachers may not clip the gradient norm (teacher.train.clip_grad_norm): the norm "
+                          "of all teachers trained as one batch would tie each teacher's steps to the others' "
+                          "private partitions; remove it")
     data = job.load_data(job.seeds[0])
     partitions(len(data.train), job.teachers, job.seeds[0])
     pool = public_split(data.test, job.public_fraction)[0]
