@@ -19,6 +19,7 @@ from mentor.batch import Batch, Outputs
 from mentor.errors import MentorError
 from mentor.losses import Context, Objective
 from mentor.pipelines import Result, collaborate, distill, train
+from mentor.pipelines.pate import pate
 from mentor.taps import Taps
 from mentor.teachers import FrozenTeacher
 
@@ -26,6 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch", "Context", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Result", "Taps", "collaborate", "data",
-    "distill", "engine", "knowledge", "losses", "models", "recipes", "schemes", "teachers", "terms", "train",
+    "distill", "engine", "knowledge", "losses", "models", "pate", "recipes", "schemes", "teachers", "terms", "train",
     "__version__",
 ]

@@ -62,6 +62,14 @@ def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., 
     from mentor.pipelines.distill import check, run
     from mentor.recipes.build import build_job, build_peers_job
 
+    if recipe.pate is not None:
+        from mentor.pipelines.pate import check_job
+        from mentor.pipelines.pate import run as run_pate
+        from mentor.recipes.pate import build_pate_job
+
+        pate_job = build_pate_job(recipe, progress, trust_code)
+        check_job(pate_job)
+        return functools.partial(run_pate, pate_job)
     if recipe.scheme is not None:
         peers_job = build_peers_job(recipe, progress, trust_code)
         check_peers(peers_job)

@@ -128,6 +128,25 @@ class SchemeSpec(Section):
     params: dict[str, Any] = Field(default_factory=dict, description="the scheme's parameters")
 
 
+class Pate(Section):
+    """PATE (Papernot et al. 2017, 2018): defaults are the papers' MNIST settings (250 teachers)."""
+
+    teachers: int = Field(250, gt=0, description="teachers, one per disjoint partition of the training split")
+    aggregator: Literal["lnmax", "gnmax", "confident-gnmax"] = Field("gnmax", description="the noisy vote")
+    gamma: float = Field(0.05, gt=0.0, description="lnmax: inverse Laplace scale γ (noise Lap(1/γ))")
+    sigma: float = Field(40.0, gt=0.0, description="gnmax: Gaussian σ; confident-gnmax: σ2 of its answer")
+    threshold: float = Field(200.0, description="confident-gnmax: votes T the noisy maximum must reach")
+    sigma1: float = Field(150.0, gt=0.0, description="confident-gnmax: σ1 of the threshold check")
+    queries: int = Field(100, gt=0, description="the most queries the student asks")
+    delta: float = Field(1e-5, gt=0.0, lt=1.0, description="δ of the reported (ε, δ)")
+    epsilon_budget: float | None = Field(None, gt=0.0, description="stop asking before ε would exceed it")
+    budget_analysis: Literal["data-dependent", "data-independent"] = Field(
+        "data-dependent", description="the ε the budget is checked against")
+    public_fraction: float = Field(0.9, gt=0.0, lt=1.0, description="share of the test split the student may "
+                                                                    "query; the rest evaluates")
+    self_training: bool = Field(False, description="also learn the student's confident labels on unasked data")
+
+
 class Compare(Section):
     student_alone: bool = Field(True, description="distillation: also train the student alone, as the baseline")
     independent: bool = Field(True, description="schemes: also train each peer alone, and their plain ensemble")
@@ -152,6 +171,7 @@ class Recipe(Section):
     )
     scheme: SchemeSpec | None = Field(None, description="online / self-learning: the scheme that trains the peers")
     peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
+    pate: Pate | None = Field(None, description="PATE: private teachers (teacher), a noisy vote, a student")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
@@ -189,6 +209,14 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _one_kind_of_run(self) -> Recipe:
+        if self.pate is not None:
+            missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
+            extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
+            if missing or extra:
+                no = f" and no {', '.join(extra)}" if extra else ""
+                raise ValueError(f"a pate recipe needs teacher and student{no}"
+                                 + (f"; missing {', '.join(missing)}" if missing else ""))
+            return self
         distill = {"teacher": self.teacher, "student": self.student, "knowledge": self.knowledge}
         scheme = {"scheme": self.scheme, "peers": self.peers}
         if self.scheme is None and self.peers is None:

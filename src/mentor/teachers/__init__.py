@@ -1,7 +1,9 @@
 """Teacher architectures (survey §4)."""
 
+from mentor.teachers.bank import TeacherBank
 from mentor.teachers.cache import TeacherCache
 from mentor.teachers.ensemble import Ensemble
 from mentor.teachers.frozen import FrozenTeacher, freeze
+from mentor.teachers.pate import ConfidentGNMax, GNMax, LNMax
 
-__all__ = ["Ensemble", "FrozenTeacher", "TeacherCache", "freeze"]
+__all__ = ["ConfidentGNMax", "Ensemble", "FrozenTeacher", "GNMax", "LNMax", "TeacherBank", "TeacherCache", "freeze"]
