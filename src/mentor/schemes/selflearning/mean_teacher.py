@@ -31,9 +31,9 @@ Defaults, from the released code (CuriousAI/mean-teacher) unless said otherwise:
 * ``decay`` α = 0.99: the released TensorFlow code's α during its ramp-up (0.999 for the last 110,000 of
   its 150,000 steps). 0.999 spans 1/(1 − α) = 1,000 steps, made for such long runs; the runs here take a
   few hundred to a few thousand steps, and a span of a sizeable share of the run keeps the teacher on
-  stale weights (digits, 100 labels, a small CNN, 10 epochs of 32 steps: α = 0.9926, a 4.2-epoch span as
-  in the PyTorch CIFAR-10 runs, gave a teacher at 83.1 % beside its student's 87.3 %; α = 0.97 gave
-  88.4 % and 88.4 %);
+  stale weights (digits, 100 labels, a small CNN, 10 epochs of 32 steps, c = 10, labelled share 0.5:
+  α = 0.9926, a 4.2-epoch span as in the PyTorch CIFAR-10 runs, gave a teacher at 83.1 % beside its
+  student's 87.3 %; α = 0.97 gave 88.4 % and 88.4 %);
 * noise: a random shift by up to ``shift`` = 2 pixels (the released ``translate``, scale 2) and Gaussian
   noise of std ``noise`` = 0.15 on the standardized input (``input_noise``), no flips (SVHN's setting; a
   mirrored digit or letter is another symbol, or none). The paper's dropout noise is the model's own: the
