@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -12,9 +13,9 @@ import mentor
 from mentor.batch import Batch
 from mentor.cli import main
 from mentor.data import ArrayDataset
-from mentor.engine import FitSettings, fit
+from mentor.engine import FitResult, FitSettings, fit
 from mentor.errors import MentorError
-from mentor.pipelines.collaborate import alone_data, alone_settings
+from mentor.pipelines.collaborate import PeersJob, alone_data, alone_settings, run_peers
 from mentor.schemes import SCHEMES
 from mentor.schemes.online.peers import Distortion, rampup_weight
 from mentor.schemes.selflearning.mean_teacher import consistency_cost, labelled_indices
@@ -161,3 +162,23 @@ def test_the_builtin_recipe_runs(tmp_path, capsys: pytest.CaptureFixture) -> Non
     printed = capsys.readouterr().out
     assert all(role in printed for role in ("teacher", "student", "peer0 alone"))
 
+
+
+def test_run_peers_hands_the_baseline_only_the_labelled_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    collaborate = importlib.import_module("mentor.pipelines.collaborate")  # the module, not the function
+    seen: list[ArrayDataset] = []
+
+    def fit_plan(model: nn.Module, data: mentor.data.Splits, settings: FitSettings, **_: object) -> list[FitResult]:
+        seen.append(data.train)
+        return [FitResult(history=[], best_epoch=0, best={})]
+
+    monkeypatch.setattr(collaborate, "fit_plan", fit_plan)
+    data = mentor.data.load("digits", validation=0.2, seed=0, limit=100)
+    job = PeersJob(name="mt", scheme="mean-teacher", seeds=[0], load_data=lambda seed: data,
+                   peers=[lambda: mentor.models.CNN((1, 8, 8), 10, channels=(4, 8))],
+                   build=lambda models: SCHEMES.create("mean-teacher", models, labels=20),
+                   settings=FitSettings(epochs=1, batch_size=16, progress=False), latency_batch=1)
+    run_peers(job, None, echo=lambda line: None)
+    chosen = set(labelled_indices(data.train.targets, 20, seed=0).tolist())
+    rows = {tuple(data.train.inputs[i].flatten().tolist()) for i in chosen}
+    assert len(seen) == 1 and {tuple(x.flatten().tolist()) for x in seen[0].inputs} <= rows
