@@ -62,7 +62,9 @@ ALONE = re.compile(r"^peer\d+-alone$")
 COMBINED = ("ensemble", "fused", "interacted")  # predictors made of several networks
 BASELINE_PREDICTORS = {"pretrained"}  # tfkd-self's teacher is a peer trained alone, not the scheme's product
 NOTES = {"pseudo-labels": "semi-supervised: the scheme sees 10% of the labels, the peer alone all of them",
-         "tfkd-self": "`pretrained` is the teacher trained alone (not counted as the scheme's best peer)"}
+         "tfkd-self": "`pretrained` is the teacher trained alone (not counted as the scheme's best peer)",
+         "mean-teacher": "semi-supervised: the scheme and the peer alone see the same 100 labels (the peer "
+                         "nothing else); `mentor bench semi` compares them at 1,000 labels"}
 
 
 @dataclass

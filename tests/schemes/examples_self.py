@@ -14,4 +14,5 @@ EXAMPLES = {
     "born-again": SchemeExample(models=one_model, params={"generations": 2}),
     "oskd": SchemeExample(models=one_model, params={"subclasses": 2}),
     "pseudo-labels": SchemeExample(models=one_model, params={"rounds": 2, "labelled_fraction": 0.5, "threshold": 0.0}),
+    "mean-teacher": SchemeExample(models=one_model, params={"labels": 10, "consistency": 10.0}),
 }

@@ -319,6 +319,7 @@ def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, s
          log: MetricsLog | None, checkpoints: Path | None, stage: str) -> FitResult:
     if len(train) == 0:
         raise MentorError("the training set is empty; check the dataset and its 'limit'")
+    train = scheme.training_set(train)
     log = log if log is not None else MetricsLog()
     device = resolve_device(settings.device)
     scheme.to(device)

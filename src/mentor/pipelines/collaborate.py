@@ -105,6 +105,12 @@ def alone_settings(built: Scheme | Phased, settings: FitSettings) -> FitSettings
     return replace(settings, augment=extra if settings.augment is None else Chained(settings.augment, extra))
 
 
+def alone_data(built: Scheme | Phased, data: Splits) -> Splits:
+    """The splits a peer alone trains on: the scheme's :meth:`~mentor.schemes.Scheme.alone_training_set` of
+    the training split (a semi-supervised scheme's labelled samples only), the same validation and test."""
+    return replace(data, train=built.alone_training_set(data.train)) if isinstance(built, Scheme) else data
+
+
 def restore_scheme(built: Scheme | Phased, data: Splits, settings: FitSettings,
                    checkpoints: Path) -> dict[str, nn.Module]:
     """The models of a scheme that :func:`train_scheme` trained into ``checkpoints``, rebuilt without
@@ -144,12 +150,12 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
             echo(f"seed {seed}: {job.scheme} {name} {measured.accuracy:.2%}")
         if not job.independent:
             continue
-        alone, fair = [], alone_settings(built, settings)
+        alone, fair, alone_splits = [], alone_settings(built, settings), alone_data(built, data)
         seed_everything(seed)
         fresh = [factory() for factory in job.alone or job.peers]  # the scheme's initial weights
         for index, model in enumerate(fresh):
             name = f"peer{index}{ALONE}"
-            fits = fit_plan(model, data, fair, log=log.bind(run=name.replace(" ", "-"), seed=seed),
+            fits = fit_plan(model, alone_splits, fair, log=log.bind(run=name.replace(" ", "-"), seed=seed),
                             checkpoints=folder(name.replace(" ", "-")))
             alone.append(model)
             measured = result.add(measure(name, seed, model, data, job.latency_batch, fits[-1].best_epoch), model)
@@ -234,6 +240,7 @@ def check_peers(job: PeersJob) -> None:
               for index, peer in enumerate(peers)]
     built = job.build(peers)
     first = built if isinstance(built, Scheme) else next(iter(built.phases())).scheme
+    first.training_set(data.train)  # labels hidden by a semi-supervised scheme: a bad count fails here
     first.setup(sample)
     try:  # one loss on the sample: peers whose outputs do not fit the data or each other fail here
         first.loss(sample, 0.0, job.settings.epochs)

@@ -52,6 +52,21 @@ class Scheme(nn.Module):
         """
         return None
 
+    def training_set(self, train: ArrayDataset) -> ArrayDataset:
+        """The samples the loop trains the scheme on, made from the training split (default: the split itself).
+
+        A semi-supervised scheme hides labels here (target ``-1``, see :mod:`mentor.schemes.selflearning.mean_teacher`).
+        """
+        return train
+
+    def alone_training_set(self, train: ArrayDataset) -> ArrayDataset:
+        """The samples a peer trained alone for comparison is trained on (default: the split itself).
+
+        A semi-supervised scheme gives only the samples whose labels it keeps, so that the baseline sees no label
+        the scheme does not.
+        """
+        return train
+
     def after_step(self) -> None:
         """Called after every optimizer step (EMA teachers, memory banks)."""
 

@@ -37,7 +37,6 @@ flips: a mirrored digit is another digit, or none), which the peers trained alon
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import torch
@@ -53,13 +52,13 @@ from mentor.schemes.online.branches import MultiBranch
 from mentor.schemes.online.peers import (
     Distortion,
     EvalSequential,
-    MeanTeacher,
     check_count,
     online_scheme,
     ramped,
     rampup_weight,
     soft_kl,
 )
+from mentor.teachers.ema import EMATeacher
 
 PAPER_DECAY = 0.999
 """The paper's EMA decay α (Tarvainen & Valpola's), used when no batch tells the steps per epoch."""
@@ -86,7 +85,7 @@ class PeerCollaborativeLearning(Scheme):
                  distortion: Distortion, seed: int) -> None:
         super().__init__()
         self.network, self.decay = network, decay
-        self.mean_teacher = MeanTeacher(network, PAPER_DECAY if decay is None else decay)
+        self.mean_teacher = EMATeacher(network, PAPER_DECAY if decay is None else decay)
         self.mean_teacher.register_buffer("accuracy", torch.zeros(len(network.branches)))
         self.temperature, self.rampup, self.distortion = temperature, rampup, distortion
         self.generator = torch.Generator().manual_seed(seed)
@@ -98,9 +97,8 @@ class PeerCollaborativeLearning(Scheme):
         return len(self.network.branches)
 
     def setup(self, batch: Batch) -> None:
-        if self.decay is None and batch.dataset_size:
-            steps = math.ceil(batch.dataset_size / len(batch))  # per epoch
-            self.mean_teacher.decay = 1.0 - 1.0 / max(PAPER_SPAN_EPOCHS * steps, 1.0)
+        if self.decay is None:
+            self.mean_teacher.span_epochs(PAPER_SPAN_EPOCHS, batch)
         if self.head is None:
             mean = self.mean_teacher.model
             with torch.no_grad():

@@ -1,12 +1,12 @@
-"""What several online schemes share: parameter checks, mutual KL, ensembles, ramp-ups, distortions, mean
-teachers.
+"""What several online schemes share: parameter checks, mutual KL, ensembles, ramp-ups, distortions.
+
+The mean teacher (a temporal average of a model) lives in :mod:`mentor.teachers.ema`.
 
 Shapes: ``B`` samples, ``K`` classes; logits are ``(B, K)``.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -186,37 +186,3 @@ class EvalSequential(nn.Sequential):
 
     def train(self, mode: bool = True) -> EvalSequential:
         return super().train(False)
-
-
-class MeanTeacher(nn.Module):
-    """Temporal mean of a model (Tarvainen & Valpola 2017): θ' ← α θ' + (1 − α) θ after every step.
-
-    α = min(1 − 1/(t + 1), decay) at update t, so early averages follow the model closely. Floating
-    buffers (BatchNorm statistics) are averaged the same way. Never stepped, always in eval mode.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-
-    def train(self, mode: bool = True) -> MeanTeacher:
-        self.training = False
-        self.model.eval()
-        return self
-
-    @torch.no_grad()
-    def update(self, source: nn.Module) -> None:
-        alpha = min(1.0 - 1.0 / (float(self.updates) + 1.0), self.decay)
-        mean = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
-        for name, value in list(source.named_parameters()) + list(source.named_buffers()):
-            if value.is_floating_point():
-                mean[name].mul_(alpha).add_(value.detach(), alpha=1.0 - alpha)
-            else:
-                mean[name].copy_(value)
-        self.updates += 1
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        with torch.no_grad():
-            return self.model(inputs)

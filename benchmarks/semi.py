@@ -1,0 +1,220 @@
+"""Semi-supervised learning with a mean teacher against the same student trained on its labelled samples alone.
+
+    mentor bench semi [--budget-minutes 25] [--labels 1000] [--weights 1,10,100] [--seeds 0,1,2]
+                      [--dataset fashion-mnist] [--limit N] [--epochs E] [--out DIR] [--dry-run]
+
+Tarvainen & Valpola (2017), mean teacher (the ``mean-teacher`` scheme). On Fashion-MNIST (or MNIST) only
+``--labels`` training images keep their label (class-balanced), the rest of the training subset is
+unlabelled. Every run is the built-in recipe ``mean-teacher`` as ``mentor run`` (a child process), with
+the settings below shared by the scheme and its baseline: batch 128, Adam lr 0.003, cosine schedule, the
+paper's input noise (a random shift by up to 2 pixels, Gaussian noise 0.15) and its share of labelled
+samples per batch (0.25). The baseline is ``compare.independent``: the same student from the same initial
+weights trained on the labelled samples only (repeated to as many steps per epoch), with the same noise.
+
+1. Calibration (unless ``--limit`` is given): one seed on a 2,000-image subset, two epochs, scheme and
+   baseline, measures seconds per trained sample-epoch (the fastest epoch); ``data.limit`` is then the
+   largest subset whose whole run fits the budget.
+2. Selection: one run per consistency weight of ``--weights`` (seed 0, no baseline); the weight whose mean
+   teacher reaches the best validation accuracy is kept. The validation split (5 % of the subset) is
+   labelled: it selects the weight here and the best epoch of every run, the baseline's included.
+3. Comparison: one run per seed s with ``scheme.params.seed = s`` (a different labelled subset per seed) and
+   the baseline. Reported: test accuracy, mean ± std over the seeds, of the mean teacher, its student and
+   the baseline, and each gain over the baseline, marked *beyond spread* when it exceeds √(std² + std_b²).
+
+The table goes into BENCHMARKS.md between ``<!-- semi:start -->`` and ``<!-- semi:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STARTED = time.perf_counter()  # the budget counts from here
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCHMARKS_MD, invocation, run_child, section_body, table, write_section  # noqa: E402
+
+VALIDATION = 0.05
+SHARED = {"data.validation": VALIDATION, "train.batch_size": 128, "train.optimizer.name": "adam",
+          "train.optimizer.lr": 0.003, "train.scheduler.name": "cosine", "scheme.params.labelled_share": 0.25,
+          "scheme.params.shift": 2, "scheme.params.noise": 0.15, "latency_batch": 1}
+FULL_TRAIN = 60_000  # Fashion-MNIST and MNIST training images
+CALIBRATION = {"limit": 2_000, "epochs": 2}
+SAFETY = 0.85  # share of the remaining budget the plan fills (the machine is shared; timings drift)
+PREDICTORS = {"teacher": "mean teacher", "student": "its student", "peer0 alone": "labelled only (baseline)"}
+
+
+def command(out: Path, settings: dict[str, Any]) -> list[str]:
+    """``mentor run mean-teacher`` with the shared settings and ``settings``."""
+    line = [sys.executable, "-m", "mentor", "run", "mean-teacher", "--out", str(out), "--quiet", "--force"]
+    for key, value in {**SHARED, **settings}.items():
+        line += ["--set", f"{key}={value}"]
+    return line
+
+
+def run(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """One child run: its summary's models, its metrics records and its wall seconds (exit on failure)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    line = command(out, settings)
+    child = run_child(line)
+    (out.parent / f"{out.name}.log").write_text(" ".join(line) + "\n" + child.stdout + child.stderr, encoding="utf-8")
+    child.check(f"mentor run mean-teacher ({out.name})")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    return summary["models"], records, child.seconds
+
+
+def trained_per_epoch(limit: int, labels: int, share: float = 0.25) -> int:
+    """Samples per epoch of the scheme (and its baseline): the unlabelled ones plus the labelled ones repeated."""
+    train = min(limit, FULL_TRAIN) - round(min(limit, FULL_TRAIN) * VALIDATION)
+    unlabelled = max(train - labels, 0)
+    return unlabelled + labels * max(1, round(share * unlabelled / ((1 - share) * labels)))
+
+
+def calibrate(args: argparse.Namespace, out: Path) -> tuple[float, float, float]:
+    """(start-up seconds of a run, scheme seconds and baseline seconds per trained sample-epoch)."""
+    labels = min(args.labels, CALIBRATION["limit"] // 4)
+    settings = {"data.name": args.dataset, "data.limit": CALIBRATION["limit"], "train.epochs": CALIBRATION["epochs"],
+                "seeds": "[0]", "scheme.params.labels": labels, "scheme.params.consistency": 10.0,
+                "compare.independent": "true"}
+    _, records, wall = run(out / "calibration", settings)
+    samples = trained_per_epoch(CALIBRATION["limit"], labels)
+    # the fastest epoch: the first carries one-off start-up work, and other work on the machine only adds time
+    scheme = min(r["seconds"] for r in records if r["run"] == "mean-teacher") / samples
+    alone = min(r["seconds"] for r in records if r["run"] == "peer0-alone") / samples
+    return max(wall - (scheme + alone) * samples * CALIBRATION["epochs"] * 1.2, 0.0), scheme, alone
+
+
+def plan(args: argparse.Namespace, costs: tuple[float, float, float], seconds: float) -> int:
+    """The largest ``data.limit`` whose selection and comparison runs fit ``seconds``."""
+    startup, scheme, alone = costs
+    runs = len(args.weights) + len(args.seeds)
+
+    def estimate(limit: int) -> float:
+        per_epoch = trained_per_epoch(limit, args.labels)
+        pace = len(args.weights) * scheme + len(args.seeds) * (scheme + alone)
+        return runs * startup + 1.2 * args.epochs * per_epoch * pace  # 1.2: validation and test
+
+    low, high = args.labels * 2, FULL_TRAIN
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if estimate(middle) <= seconds else (low, middle - 1)
+    if estimate(low) > seconds:
+        print(f"warning: even data.limit={low} needs about {estimate(low) / 60:.0f} min, over the budget; "
+              "raise --budget-minutes or lower --epochs", flush=True)
+    return low - low % 100
+
+
+def best_validation(records: list[dict[str, Any]]) -> float:
+    """The mean teacher's best validation accuracy over the epochs (the weights a run keeps)."""
+    return max(r["val/teacher/accuracy"] for r in records if r["run"] == "mean-teacher")
+
+
+def cell(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def gain(ours: list[float], baseline: list[float]) -> str:
+    """Points gained over the baseline, marked when beyond the seeds' spread √(std² + std_b²)."""
+    difference = 100 * (statistics.fmean(ours) - statistics.fmean(baseline))
+    spread = 100 * math.hypot(*(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ours, baseline)))
+    return f"**{difference:+.2f}**" + (" (beyond spread)" if difference > spread > 0 else "")
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
+    out = Path(args.out)
+    limit = args.limit
+    if limit is None:
+        costs = calibrate(args, out)
+        limit = plan(args, costs, SAFETY * (60 * args.budget_minutes - (time.perf_counter() - STARTED)))
+        print(f"calibrated: {1000 * costs[1]:.2f} ms (scheme), {1000 * costs[2]:.2f} ms (baseline) per sample-epoch; "
+              f"plan: data.limit={limit}", flush=True)
+    if args.dry_run:
+        return
+    base = {"data.name": args.dataset, "data.limit": limit, "train.epochs": args.epochs,
+            "scheme.params.labels": args.labels}
+    chosen: dict[float, float] = {}
+    for weight in args.weights:
+        _, records, wall = run(out / f"weight{weight:g}", {**base, "seeds": "[0]", "scheme.params.consistency": weight,
+                                                            "compare.independent": "false"})
+        chosen[weight] = best_validation(records)
+        print(f"consistency {weight:g}: validation {100 * chosen[weight]:.2f} % ({wall:.0f} s)", flush=True)
+    weight = max(chosen, key=lambda w: chosen[w])
+    accuracies: dict[str, list[float]] = {name: [] for name in PREDICTORS}
+    for seed in args.seeds:
+        models, _, wall = run(out / f"seed{seed}", {**base, "seeds": f"[{seed}]", "scheme.params.seed": seed,
+                                                     "scheme.params.consistency": weight,
+                                                     "compare.independent": "true"})
+        for name in PREDICTORS:
+            accuracies[name] += models[name]["accuracy"]
+        print(f"seed {seed}: " + ", ".join(f"{n} {100 * models[n]['accuracy'][0]:.2f} %" for n in PREDICTORS)
+              + f" ({wall:.0f} s)", flush=True)
+    report(args, argv, limit, weight, chosen, accuracies)
+
+
+def report(args: argparse.Namespace, argv: list[str], limit: int, weight: float, chosen: dict[float, float],
+           accuracies: dict[str, list[float]]) -> None:
+    baseline = accuracies["peer0 alone"]
+    rows = [[f"`{name}` ({label})", cell(accuracies[name]), "—" if name == "peer0 alone" else
+             gain(accuracies[name], baseline)] for name, label in PREDICTORS.items()]
+    train = min(limit, FULL_TRAIN) - round(min(limit, FULL_TRAIN) * VALIDATION)
+    minutes = (time.perf_counter() - STARTED) / 60
+    lines = [
+        f"Settings: {args.dataset}, the first {limit:,} training images ({train:,} trained on, of which "
+        f"{args.labels:,} labelled, class-balanced, the rest unlabelled; {VALIDATION:.0%} held out, labelled, for "
+        f"model selection) and the first {min(limit, 10_000):,} test images; "
+        f"{args.epochs} epoch{'s' if args.epochs > 1 else ''} of "
+        f"{trained_per_epoch(limit, args.labels):,} samples (the labelled "
+        f"ones repeated to a quarter of each epoch, as in the paper's batches); batch 128; Adam, lr 0.003, cosine "
+        f"schedule; input noise: shift ≤ 2 px and Gaussian 0.15 for the scheme and the baseline alike; a "
+        f"different labelled subset per seed ({', '.join(map(str, args.seeds))}). Whole run {minutes:.1f} min.",
+        "",
+        "Consistency weight chosen on validation (mean teacher, seed 0): "
+        + ", ".join(f"{w:g}: {100 * a:.2f} %" for w, a in chosen.items()) + f" → **{weight:g}**.",
+        "",
+        table(["model", "test acc. % (mean ± std over seeds)", "gain over the baseline (points)"], rows),
+        "",
+        "The baseline is the same student from the same initial weights trained on the labelled samples only "
+        "(as many steps per epoch, same noise, epochs and optimizer). *Beyond spread*: the gain exceeds "
+        "√(std² + std_baseline²) of the seeds.",
+    ]
+    write_section("semi", "Semi-supervised: mean teacher vs labelled samples only",
+                  section_body(invocation("semi", argv), lines), args.markdown)
+    print(f"wrote the semi section of {args.markdown} ({minutes:.1f} min)")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mentor bench semi", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget-minutes", type=float, default=25.0, help="the whole run's wall time (default 25)")
+    parser.add_argument("--labels", type=int, default=1000, help="labelled training images (default 1000)")
+    parser.add_argument("--weights", default="1,10,100", help="consistency weights to choose from (default 1,10,100)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    parser.add_argument("--limit", type=int, help="fix data.limit instead of fitting it to the budget")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs of every run (default 10)")
+    parser.add_argument("--out", default="runs/bench-semi", help="folder for the run directories and logs")
+    parser.add_argument("--dry-run", action="store_true", help="calibrate and print the plan; train nothing more")
+    parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="file to write (default BENCHMARKS.md)")
+    args = parser.parse_args(argv)
+    try:
+        args.weights = [float(w) for w in args.weights.split(",")]
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--weights and --seeds must be comma-separated numbers; got {args.weights!r}, {args.seeds!r}")
+    if args.budget_minutes <= 0 or args.epochs < 1 or args.labels < 10 or (args.limit is not None and args.limit < 1):
+        parser.error("--budget-minutes, --epochs and --limit must be positive and --labels at least 10 (the classes)")
+    if any(w < 0 for w in args.weights):
+        parser.error(f"--weights must be 0 or more; got {args.weights}")
+    return args
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
