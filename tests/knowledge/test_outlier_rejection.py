@@ -119,10 +119,13 @@ def test_python_api_distills_a_regression_teacher_and_reports_errors() -> None:
     assert "val/student/mse" in result.history("student distilled")[-1]
 
 
-def test_builtin_recipe_runs(tmp_path) -> None:  # noqa: ANN001
+def test_builtin_recipe_runs_and_its_run_directory_reports_errors(tmp_path, capsys) -> None:  # noqa: ANN001
     from mentor.cli import main
 
     args = ["--set", "seeds=[0]", "--set", "data.limit=120", "--set", "train.epochs=2",
             "--set", "teacher.train.epochs=2", "--quiet"]
-    assert main(["run", "outlier-rejection", "--out", str(tmp_path / "run"), *args]) == 0
-    assert (tmp_path / "run" / "summary.json").is_file()
+    run = str(tmp_path / "run")
+    assert main(["run", "outlier-rejection", "--out", run, *args]) == 0
+    capsys.readouterr()
+    assert main(["eval", run]) == 0 and "test MSE" in capsys.readouterr().out
+    assert main(["compare", run]) == 0 and "MSE " in capsys.readouterr().out

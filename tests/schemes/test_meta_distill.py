@@ -105,6 +105,27 @@ def test_regression_targets_and_mismatched_outputs_fail_in_one_line_before_train
         next(iter(scheme.phases())).scheme.setup(Batch(data.inputs[:8], data.targets[:8], torch.arange(8), 32))
 
 
+def test_checkpoints_keep_the_teacher_and_its_optimizer_momentum(tmp_path) -> None:  # noqa: ANN001
+    from mentor.engine import FitSettings, checkpoint, fit
+    from mentor.engine.loop import load_trained
+
+    def meta() -> MetaDistill:
+        built = SCHEMES.create("meta-distill", [small_cnn(1), small_cnn(2)], teacher_epochs=0, quiz_fraction=0.25)
+        return next(iter(built.phases())).scheme
+
+    trained = meta()
+    fit(trained, tiny_data(), None, FitSettings(epochs=1, batch_size=8, progress=False), checkpoints=tmp_path)
+    saved = checkpoint.load(tmp_path / "last.pt")["models"]
+    restored = meta()
+    load_trained(restored, saved)
+    momentum = [state["momentum_buffer"] for state in restored.teacher.optimizer.state_dict()["state"].values()]
+    expected = [state["momentum_buffer"] for state in trained.teacher.optimizer.state_dict()["state"].values()]
+    assert len(momentum) == len(expected) > 0
+    assert all(torch.equal(a, b) for a, b in zip(momentum, expected, strict=True))
+    for name, value in trained.teacher.model.state_dict().items():
+        assert torch.equal(value, restored.teacher.model.state_dict()[name]), name
+
+
 def test_python_api_trains_teacher_then_student_and_names_both() -> None:
     data = mentor.data.load("digits", validation=0.15, limit=200)
     teacher = mentor.models.create("mlp-small", num_classes=10, input_shape=(1, 8, 8))

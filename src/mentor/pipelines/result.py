@@ -85,7 +85,8 @@ class Result:
         return [record for record in self.records if record.get("run") == role_name(run)]
 
     def summary(self) -> dict[str, Any]:
-        """Per role: accuracies by seed, mean, std, parameters and median latency."""
+        """Per role: accuracies (regression: ``mse`` and ``mae``) by seed, mean, std, parameters and median
+        latency."""
         out: dict[str, Any] = {}
         for role, rows in self.by_role().items():
             accuracies = [r.accuracy for r in rows]
@@ -94,6 +95,8 @@ class Result:
                 "accuracy": accuracies,
                 "accuracy_mean": statistics.fmean(accuracies),
                 "accuracy_std": statistics.stdev(accuracies) if len(rows) > 1 else 0.0,
+            } if not rows[0].errors else {"seeds": [r.seed for r in rows]}
+            out[role] |= {
                 "parameters": rows[0].parameters,
                 "latency_ms": statistics.median(r.latency_ms for r in rows),
                 "best_epochs": [r.best_epoch for r in rows],

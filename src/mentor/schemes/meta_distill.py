@@ -47,6 +47,9 @@ from mentor.schemes.offline import Offline
 from mentor.schemes.online.peers import check_count, online_scheme
 from mentor.teachers.meta import LearningTeacher, pilot_logits, pilot_parameters, teacher_cross_entropy
 
+QUIZ_SEED = 7_777_777
+"""Offset of the quiz set's draw: with the run's own seed the quiz set would be the loop's first shuffled batches."""
+
 
 def check_pair(teacher: nn.Module, student: nn.Module, batch: Batch) -> None:
     """Class labels, and a teacher and student that output the same classes: one-line errors otherwise."""
@@ -114,7 +117,7 @@ class MetaDistill(Scheme):
         size = batch.dataset_size
         if self._quiz is None or len(self._quiz) != size:
             count = min(max(1, round(self.quiz_fraction * size)), size - 1)
-            order = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed))
+            order = torch.randperm(size, generator=torch.Generator().manual_seed(QUIZ_SEED + self.seed))
             self._quiz = torch.zeros(size, dtype=torch.bool)
             self._quiz[order[:count]] = True
         return self._quiz[batch.indices.cpu()].to(batch.inputs.device)
