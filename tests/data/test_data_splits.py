@@ -111,7 +111,8 @@ def test_bad_arguments(kwargs: dict[str, float], words: str) -> None:
 
 
 def test_unknown_name_suggests_nearest() -> None:
-    with pytest.raises(MentorError, match=r"unknown dataset 'digts'; nearest: digits \(valid: digits, "):
+    message = r"unknown dataset 'digts'; nearest: digits, diabetes \(valid: diabetes, digits, "
+    with pytest.raises(MentorError, match=message):
         load("digts")
 
 

@@ -34,24 +34,27 @@ class Example:
 
     params: dict[str, Any] = field(default_factory=dict)
     zero_when_identical: bool = False
+    regression: bool = False
+    """The method regresses float targets: the pair has one output and the batch float targets ``(B, 1)``."""
 
 
-def teacher_model() -> nn.Module:
-    """Teacher: stage1 -> (8, 4, 4), stage2 -> (16, 2, 2), 5 classes."""
+def teacher_model(regression: bool = False) -> nn.Module:
+    """Teacher: stage1 -> (8, 4, 4), stage2 -> (16, 2, 2), 5 classes (1 output for regression)."""
     torch.manual_seed(1)
-    return CNN(INPUT_SHAPE, CLASSES, channels=(8, 16))
+    return CNN(INPUT_SHAPE, 1 if regression else CLASSES, channels=(8, 16))
 
 
-def student_model() -> nn.Module:
-    """Student: stage1 -> (4, 4, 4), stage2 -> (8, 2, 2), 5 classes."""
+def student_model(regression: bool = False) -> nn.Module:
+    """Student: stage1 -> (4, 4, 4), stage2 -> (8, 2, 2), 5 classes (1 output for regression)."""
     torch.manual_seed(2)
-    return CNN(INPUT_SHAPE, CLASSES, channels=(4, 8))
+    return CNN(INPUT_SHAPE, 1 if regression else CLASSES, channels=(4, 8))
 
 
-def sample_batch(size: int = 8, seed: int = 0) -> Batch:
+def sample_batch(size: int = 8, seed: int = 0, regression: bool = False) -> Batch:
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.randn(size, *INPUT_SHAPE, generator=generator)
-    targets = torch.randint(0, CLASSES, (size,), generator=generator)
+    targets = (torch.randn(size, 1, generator=generator) if regression
+               else torch.randint(0, CLASSES, (size,), generator=generator))
     return Batch(inputs, targets, torch.arange(size), dataset_size=64)
 
 

@@ -21,9 +21,14 @@ def stages(name: str) -> list[Stage]:
     return as_stages(create(name, **EXAMPLES[name].params))
 
 
-def scheme_for(stage: Stage, student: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None) -> Offline:
-    scheme = Offline(student or student_model(), stage.objective, teacher or teacher_model())
-    scheme.setup(sample_batch())
+def regression(name: str) -> bool:
+    return EXAMPLES[name].regression
+
+
+def scheme_for(stage: Stage, student: torch.nn.Module | None = None, teacher: torch.nn.Module | None = None,
+               floats: bool = False) -> Offline:
+    scheme = Offline(student or student_model(floats), stage.objective, teacher or teacher_model(floats))
+    scheme.setup(sample_batch(regression=floats))
     return scheme
 
 
@@ -39,9 +44,9 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
     plan = stages(name)
     for index, stage in enumerate(plan):
         torch.manual_seed(0)
-        scheme = scheme_for(stage)
+        scheme = scheme_for(stage, floats=regression(name))
         scheme.train()
-        output = scheme.loss(sample_batch(), 0.5, 2)
+        output = scheme.loss(sample_batch(regression=regression(name)), 0.5, 2)
         assert output.total.ndim == 0 and torch.isfinite(output.total)
         assert all(torch.isfinite(part) for part in output.parts.values())
         output.total.backward()
@@ -58,13 +63,15 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_teacher_weights_and_batchnorm_statistics_unchanged_by_training(name: str) -> None:
-    teacher = teacher_model()
+    teacher = teacher_model(regression(name))
     before = copy.deepcopy(teacher.state_dict())
     generator = torch.Generator().manual_seed(3)
-    data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), torch.randint(0, 5, (32,), generator=generator))
+    targets = torch.randn(32, 1, generator=generator) if regression(name) else torch.randint(0, 5, (32,),
+                                                                                              generator=generator)
+    data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), targets)
     for stage in stages(name):
         settings = FitSettings(epochs=1, batch_size=8, progress=False)
-        fit(Offline(student_model(), stage.objective, teacher), data, None, settings)
+        fit(Offline(student_model(regression(name)), stage.objective, teacher), data, None, settings)
     after = teacher.state_dict()
     assert before.keys() == after.keys()
     for key in before:
@@ -77,9 +84,9 @@ def test_deterministic_under_a_seed(name: str) -> None:
         values = []
         for stage in stages(name):
             torch.manual_seed(0)
-            scheme = scheme_for(stage)
+            scheme = scheme_for(stage, floats=regression(name))
             scheme.train()
-            values.append(float(scheme.loss(sample_batch(), 0.5, 2).total.detach()))
+            values.append(float(scheme.loss(sample_batch(regression=regression(name)), 0.5, 2).total.detach()))
         return values
 
     assert once() == once()
@@ -87,12 +94,12 @@ def test_deterministic_under_a_seed(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in METHODS if n in EXAMPLES and EXAMPLES[n].zero_when_identical])
 def test_distillation_terms_vanish_when_student_equals_teacher(name: str) -> None:
-    teacher = teacher_model()
+    teacher = teacher_model(regression(name))
     for stage in stages(name):
         student = copy.deepcopy(teacher)
-        scheme = scheme_for(stage, student, teacher)
+        scheme = scheme_for(stage, student, teacher, regression(name))
         student.eval()
-        output = scheme.loss(sample_batch(), 0.5, 2)
+        output = scheme.loss(sample_batch(regression=regression(name)), 0.5, 2)
         for part, value in output.parts.items():
-            if part != "ce":
+            if part not in ("ce", "mse"):  # the ground-truth terms
                 assert abs(float(value)) < 1e-5, (part, float(value))

@@ -61,16 +61,19 @@ def command_eval(args: argparse.Namespace) -> int:
         name, dataset = run.load_data(seed).name, run.load_data(seed).test
     else:
         name, dataset = compatible_test_set(run, seed, args.data, args.root)
+    regression = dataset.targets.is_floating_point()
     if args.model is not None:
         metrics = evaluate(run.build_model(args.model, seed), dataset)
-        print(f"{args.model} (seed {seed}) on the {name} test split, {len(dataset)} samples: "
-              f"accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
+        result = (f"MSE {metrics['mse']:.4f}, MAE {metrics['mae']:.4f}" if regression
+                  else f"accuracy {100 * metrics['accuracy']:.2f}%, loss {metrics['loss']:.4f}")
+        print(f"{args.model} (seed {seed}) on the {name} test split, {len(dataset)} samples: {result}")
         return 0
     rows = []
     for role in run.roles():
         metrics = evaluate(run.build_model(role, seed), dataset)
-        rows.append([role, f"{100 * metrics['accuracy']:.2f}", f"{metrics['loss']:.4f}"])
+        rows.append([role, f"{metrics['mse']:.4f}" if regression else f"{100 * metrics['accuracy']:.2f}",
+                     f"{metrics['mae' if regression else 'loss']:.4f}"])
     print(f"the models of {run.name} (seed {seed}) on the {name} test split, {len(dataset)} samples "
           "(one of them: --model NAME)")
-    print(render(["model", "test accuracy %", "loss"], rows))
+    print(render(["model", "test MSE", "test MAE"] if regression else ["model", "test accuracy %", "loss"], rows))
     return 0

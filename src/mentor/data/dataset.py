@@ -53,7 +53,8 @@ class Splits:
         train: Training samples.
         validation: Samples carved out of the training part, or ``None`` when ``validation=0``.
         test: The held-out test samples.
-        num_classes: Number of classes ``K``; labels are ``0..K-1``.
+        num_classes: Number of classes ``K``; labels are ``0..K-1`` (for float regression targets ``(N, D)``:
+            the number of outputs D).
         input_shape: Shape of one sample, e.g. ``(1, 28, 28)``.
         mean: Per-channel mean subtracted from the inputs (``None`` when not normalized).
         std: Per-channel standard deviation the inputs were divided by (``None`` when not normalized).
@@ -75,7 +76,8 @@ class Splits:
 class RawData:
     """What a registered loader returns: the official train part and, when there is one, test part.
 
-    Inputs are already ``float32`` in their final layout; targets are ``int64``. ``test_inputs`` and
+    Inputs are already ``float32`` in their final layout; targets are ``int64`` class labels, or ``float32``
+    regression targets ``(N, D)`` with ``num_classes`` = D outputs. ``test_inputs`` and
     ``test_targets`` are ``None`` for datasets without an official test split.
     """
 

@@ -19,10 +19,11 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple
 
     The held-out part has ``round(fraction * N)`` samples (at least one when ``fraction > 0``),
     shared among classes by largest remainder; within each class the samples are chosen by a
-    permutation drawn from ``seed``.
+    permutation drawn from ``seed``. Floating-point (regression) targets are split by that permutation
+    alone.
 
     Args:
-        targets: Class label per sample, shape ``(N,)``.
+        targets: Class label per sample, shape ``(N,)``, or regression targets ``(N, D)``.
         fraction: Share of samples to hold out, in ``[0, 1)``.
         seed: Seed of the permutation.
 
@@ -35,6 +36,10 @@ def stratified_split(targets: torch.Tensor, fraction: float, seed: int) -> tuple
         n_held = 1
     if n_held >= n:
         raise MentorError(f"a split of fraction {fraction} leaves no samples out of {n}; use a smaller fraction")
+    if targets.is_floating_point():  # regression targets have no classes: a plain seeded draw
+        held_mask = torch.zeros(n, dtype=torch.bool)
+        held_mask[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:n_held]] = True
+        return torch.nonzero(~held_mask).flatten(), torch.nonzero(held_mask).flatten()
     _, labels, counts = torch.unique(targets.cpu(), return_inverse=True, return_counts=True)
     # Per-class quotas: floor of the exact share, then the rest to the largest remainders.
     exact = counts.to(torch.float64) * fraction

@@ -23,6 +23,16 @@ PAIR: dict[str, Any] = {
 
 TRAIN: dict[str, Any] = {"epochs": 20, "optimizer": {"name": "adam", "lr": 0.01}, "scheduler": {"name": "cosine"}}
 
+REGRESSION_PAIR: dict[str, Any] = {
+    "data": {"name": "diabetes", "validation": 0.15},
+    "teacher": {"model": "mlp-medium", "train": {"epochs": 60, "batch_size": 32, "optimizer": {"name": "adam",
+                                                                                           "lr": 0.01}}},
+    "student": {"model": "mlp-two-head"},
+}
+"""The data, teacher and student of a regression method's page recipe (diabetes, float targets)."""
+
+REGRESSION_METHODS = {"outlier-rejection"}
+
 _STAGES = ["stage1", "stage2"]
 _PRE_ACTIVATIONS = ["stage1.relu1:input", "stage2.relu1:input"]
 
@@ -40,6 +50,7 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "internal": {"layers": [{"student": "stage1", "teacher": "stage1"}, {"student": "stage2", "teacher": "stage2"}],
                  "layer_epochs": 2},
     "nst": {"student_layer": "stage2", "teacher_layer": "stage2"},
+    "outlier-rejection": {"threshold": 2.0, "teacher_head": "teacher_head"},
     "sp": {"student_layers": _STAGES, "teacher_layers": _STAGES},
     "sskd": {"head_epochs": 2},
     "vid": {"student_layers": _STAGES, "teacher_layers": _STAGES},
@@ -52,9 +63,13 @@ SCHEME_RECIPES = {"offline": "quickstart"}
 
 def method_recipe(name: str) -> dict[str, Any]:
     """The complete recipe of a knowledge method's page."""
+    params = METHOD_PARAMS.get(name, {})
+    if name in REGRESSION_METHODS:
+        return {"name": f"{name}-diabetes", "description": f"{name} on diabetes: an MLP teacher, a two-head MLP "
+                "student", "seeds": [0, 1, 2], **REGRESSION_PAIR, "knowledge": {"method": name, "params": params},
+                "train": {**REGRESSION_PAIR["teacher"]["train"]}}
     return {"name": f"{name}-digits", "description": f"{name} on digits: a small CNN teacher, a tiny CNN student",
-            "seeds": [0, 1, 2], **PAIR, "knowledge": {"method": name, "params": METHOD_PARAMS.get(name, {})},
-            "train": TRAIN}
+            "seeds": [0, 1, 2], **PAIR, "knowledge": {"method": name, "params": params}, "train": TRAIN}
 
 
 class _Plain(yaml.SafeDumper):

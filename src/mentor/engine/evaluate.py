@@ -1,4 +1,4 @@
-"""Evaluation of a classifier on an in-memory dataset."""
+"""Evaluation of a classifier (or a regression model) on an in-memory dataset."""
 
 from __future__ import annotations
 
@@ -32,13 +32,23 @@ def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> t
 
 
 def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` on ``dataset``."""
+    """Accuracy and mean cross-entropy of ``model`` on ``dataset``; for floating-point (regression) targets
+    ``(N, D)``, the mean squared error ``mse`` (also as ``loss``) and mean absolute error ``mae`` over N·D values."""
     logits = predict(model, dataset, batch_size)
     targets = dataset.targets
+    if targets.is_floating_point():
+        errors = logits.reshape(targets.shape).float() - targets.float()
+        mse = float(errors.pow(2).mean())
+        return {"mse": mse, "mae": float(errors.abs().mean()), "loss": mse}
     return {
         "accuracy": float((logits.argmax(dim=1) == targets).float().mean()),
         "loss": float(F.cross_entropy(logits, targets)),
     }
+
+
+def selection_score(metrics: dict[str, float]) -> float:
+    """What selecting weights on validation maximizes: the accuracy, or −MSE for regression metrics."""
+    return metrics["accuracy"] if "accuracy" in metrics else -metrics["mse"]
 
 
 def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:

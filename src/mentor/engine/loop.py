@@ -29,7 +29,7 @@ from mentor.batch import Batch
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.engine import checkpoint
 from mentor.engine.distributed import average_gradients, average_scalars, broadcast_parameters, world
-from mentor.engine.evaluate import evaluate
+from mentor.engine.evaluate import evaluate, selection_score
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
 from mentor.engine.scales import Probe
@@ -202,11 +202,14 @@ class _Run:
 
     def validate(self, record: dict[str, Any], validation: ArrayDataset) -> None:
         """Add the predictors' validation metrics to ``record``; keep (and save) the weights when they are best."""
+        scores = {}
         for name, model in self.scheme.predictors().items():
-            for metric, value in evaluate(model, validation, self.settings.eval_batch_size).items():
+            metrics = evaluate(model, validation, self.settings.eval_batch_size)
+            scores[name] = selection_score(metrics)
+            for metric, value in metrics.items():
                 record[f"val/{name}/{metric}"] = value
         first = next(iter(self.scheme.predictors()))
-        accuracy = record[f"val/{first}/accuracy"]
+        accuracy = scores[first]  # accuracy, or −MSE for regression
         finite = all(math.isfinite(value) for key, value in record.items() if key.startswith(f"val/{first}/"))
         if finite and accuracy > self.best_accuracy:  # a non-finite validation loss is never the best
             self.best_accuracy, self.best_epoch, self.best_state = accuracy, record["epoch"], _snapshot(self.scheme)

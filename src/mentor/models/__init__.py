@@ -4,5 +4,8 @@ from mentor.models.cnn import CNN
 from mentor.models.factory import MODELS, count_parameters, create
 from mentor.models.mlp import MLP
 from mentor.models.paths import ModulePath, paths, paths_table
+from mentor.models.two_head import TwoHeadRegressor
 
-__all__ = ["CNN", "MLP", "MODELS", "ModulePath", "count_parameters", "create", "paths", "paths_table"]
+__all__ = [
+    "CNN", "MLP", "MODELS", "ModulePath", "TwoHeadRegressor", "count_parameters", "create", "paths", "paths_table",
+]

@@ -13,6 +13,7 @@ from mentor.errors import MentorError, clip, shown, unknown
 from mentor.models.cnn import CNN
 from mentor.models.mlp import MLP
 from mentor.models.trust import entry_points, load_entry_point, load_factory
+from mentor.models.two_head import two_head_mlp
 from mentor.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -34,6 +35,8 @@ for _name, (_cls, _defaults, _summary) in _SIZES.items():
     MODELS.register(_name, _summary)(partial(_cls, **_defaults))
 MODELS.register("mlp", "MLP with chosen hidden widths (hidden: [...], dropout)")(MLP)
 MODELS.register("cnn", "CNN with chosen stage widths (channels: [...], depth, dropout)")(CNN)
+MODELS.register("mlp-two-head", "MLP body (hidden: [...]) under a ground-truth head and a teacher head "
+                                "(Takamoto 2020's regression student)")(two_head_mlp)
 
 
 def _call(

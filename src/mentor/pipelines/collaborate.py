@@ -147,7 +147,7 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
                                         folder(job.scheme))
         for name, model in predictors.items():
             measured = result.add(measure(name, seed, model, data, job.latency_batch, best), model)
-            echo(f"seed {seed}: {job.scheme} {name} {measured.accuracy:.2%}")
+            echo(f"seed {seed}: {job.scheme} {name} {measured.headline}")
         if not job.independent:
             continue
         alone, fair, alone_splits = [], alone_settings(built, settings), alone_data(built, data)
@@ -159,7 +159,7 @@ def run_peers(job: PeersJob, out: Path | None, log: MetricsLog | None = None,
                             checkpoints=folder(name.replace(" ", "-")))
             alone.append(model)
             measured = result.add(measure(name, seed, model, data, job.latency_batch, fits[-1].best_epoch), model)
-            echo(f"seed {seed}: {name} {measured.accuracy:.2%}")
+            echo(f"seed {seed}: {name} {measured.headline}")
         if len(alone) > 1:
             ensemble = Ensemble(alone)
             result.add(measure(f"ensemble{ALONE}", seed, ensemble, data, job.latency_batch), ensemble)

@@ -23,7 +23,7 @@ from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evalua
 from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
-from mentor.losses import CE, Objective
+from mentor.losses.regression import supervised_objective
 from mentor.pipelines import output
 from mentor.pipelines.options import settings as keyword_settings
 from mentor.pipelines.options import train_section
@@ -57,8 +57,9 @@ def fit_plan(
     log: MetricsLog | None = None,
     checkpoints: Path | None = None,
 ) -> list[FitResult]:
-    """Train ``model`` through each stage of ``plan`` (default: cross-entropy only), one loop call per stage."""
-    stages = as_stages(plan if plan is not None else Objective(CE()))
+    """Train ``model`` through each stage of ``plan`` (default: cross-entropy only, or the squared error for
+    regression targets), one loop call per stage."""
+    stages = as_stages(plan if plan is not None else supervised_objective(data.train.targets))
     results = []
     for stage, epochs in zip(stages, stage_epochs(stages, settings.epochs), strict=True):
         scheme = Offline(model, stage.objective, teacher if stage.objective.needs_teacher else None)
@@ -117,7 +118,7 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
                             log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
         measured = result.add(measure("teacher", seed, teacher, data, job.latency_batch, best), teacher)
-        echo(f"seed {seed}: teacher {measured.accuracy:.2%}")
+        echo(f"seed {seed}: teacher {measured.headline}")
         roles = (["student alone"] if job.student_alone else []) + ["student distilled"]
         for role in roles:
             seed_everything(seed)
@@ -127,7 +128,7 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             fits = fit_plan(student, data, replace(job.settings, seed=seed, resume=resume), plan, teacher,
                             log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
             measured = result.add(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch), student)
-            echo(f"seed {seed}: {role} {measured.accuracy:.2%}")
+            echo(f"seed {seed}: {role} {measured.headline}")
     return result
 
 
@@ -187,8 +188,9 @@ def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, clas
         raise MentorError(f"the {name} returns {type(logits).__name__}, not a tensor of logits (B, K); wrap it "
                           "in a module whose forward returns the logits (e.g. model(x).logits)")
     if classes and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
+        what = "regression targets" if data.train.targets.is_floating_point() else "classes"
         raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
-                          f"{data.num_classes} classes; set its num_classes to {data.num_classes}")
+                          f"{data.num_classes} {what}; set its num_classes to {data.num_classes}")
     return logits
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +27,22 @@ class Measured:
     parameters: int
     latency_ms: float
     best_epoch: int
+    errors: dict[str, float] = field(default_factory=dict)
+    """Regression models: test ``mse`` and ``mae`` (their ``accuracy`` is NaN)."""
+
+    @property
+    def headline(self) -> str:
+        """The test result in a few characters: ``97.50%``, or ``MSE 2900.1`` for regression."""
+        return f"MSE {self.errors['mse']:.1f}" if self.errors else f"{self.accuracy:.2%}"
 
 
 def measure(role: str, seed: int, model: nn.Module, data: Splits, latency_batch: int, best_epoch: int = 0) -> Measured:
     """Evaluate ``model`` on the test set and time one inference batch."""
     batch = data.test.inputs[:latency_batch]
-    return Measured(role, seed, evaluate(model, data.test)["accuracy"], count_parameters(model),
-                    latency(model, batch), best_epoch)
+    metrics = evaluate(model, data.test)
+    errors = {name: metrics[name] for name in ("mse", "mae") if name in metrics}
+    return Measured(role, seed, metrics.get("accuracy", math.nan), count_parameters(model),
+                    latency(model, batch), best_epoch, errors)
 
 
 @dataclass
@@ -75,7 +85,8 @@ class Result:
         return [record for record in self.records if record.get("run") == role_name(run)]
 
     def summary(self) -> dict[str, Any]:
-        """Per role: accuracies by seed, mean, std, parameters and median latency."""
+        """Per role: accuracies (regression: ``mse`` and ``mae``) by seed, mean, std, parameters and median
+        latency."""
         out: dict[str, Any] = {}
         for role, rows in self.by_role().items():
             accuracies = [r.accuracy for r in rows]
@@ -84,23 +95,34 @@ class Result:
                 "accuracy": accuracies,
                 "accuracy_mean": statistics.fmean(accuracies),
                 "accuracy_std": statistics.stdev(accuracies) if len(rows) > 1 else 0.0,
+            } if not rows[0].errors else {"seeds": [r.seed for r in rows]}
+            out[role] |= {
                 "parameters": rows[0].parameters,
                 "latency_ms": statistics.median(r.latency_ms for r in rows),
                 "best_epochs": [r.best_epoch for r in rows],
             }
+            for name in rows[0].errors:  # regression: test errors, the mean and std over the seeds
+                values = [r.errors[name] for r in rows]
+                out[role] |= {name: values, f"{name}_mean": statistics.fmean(values),
+                              f"{name}_std": statistics.stdev(values) if len(rows) > 1 else 0.0}
         return out
 
     def table(self) -> str:
-        """Accuracy (mean ± std over seeds), parameter count and inference latency per batch."""
+        """Accuracy (regression: MSE and MAE) as mean ± std over seeds, parameter count and inference latency
+        per batch."""
         rows = []
+        regression = any(r.errors for r in self.rows)
         for role, rows_of_role in self.by_role().items():
+            results = ([mean_std([r.errors[name] for r in rows_of_role]) for name in ("mse", "mae")] if regression
+                       else [mean_std([r.accuracy for r in rows_of_role], scale=100.0)])
             rows.append([
                 role,
-                mean_std([r.accuracy for r in rows_of_role], scale=100.0),
+                *results,
                 f"{rows_of_role[0].parameters:,}",
                 f"{statistics.median(r.latency_ms for r in rows_of_role):.3f}",
             ])
         seeds = len({r.seed for r in self.rows})
-        accuracy = f"test accuracy % ({seeds} seed{'s' if seeds > 1 else ''})"
-        header = ["model", accuracy, "parameters", "latency ms/batch"]
+        over = f"({seeds} seed{'s' if seeds > 1 else ''})"
+        results = [f"test MSE {over}", "test MAE"] if regression else [f"test accuracy % {over}"]
+        header = ["model", *results, "parameters", "latency ms/batch"]
         return render(header, rows)

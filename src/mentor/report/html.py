@@ -100,7 +100,7 @@ def _boundaries(records: list[dict[str, Any]]) -> list[float]:
 
 def curves_section(run: Run) -> str:
     """Loss curves per term for each trained run, and one plot of validation accuracy for all models."""
-    parts, accuracy = [], {}
+    parts, accuracy, regression = [], {}, False
     for role in run.runs():
         seeds = _by_seed(run.history(role))
         if not seeds:
@@ -113,6 +113,7 @@ def curves_section(run: Run) -> str:
             f"{run.name}: {role} training loss (mean of {len(seeds)} seed(s))", losses, "epoch", "loss",
             _boundaries(seeds[0]), emphasized="total")))
         predictors = [key for key in keys if key.startswith("val/") and key.endswith("/accuracy")]
+        regression = regression or any(key.startswith("val/") and key.endswith("/mse") for key in keys)
         for key in predictors:
             label = role if len(predictors) == 1 else f"{role} ({key.split('/')[1]})"
             accuracy[label] = _mean_curve(seeds, key)
@@ -120,6 +121,8 @@ def curves_section(run: Run) -> str:
     if accuracy:
         accuracy_html = _img("validation accuracy", plots.lines(f"{run.name}: validation accuracy", accuracy,
                                                                  "epoch", "accuracy"))
+    elif regression:
+        accuracy_html = _note("a regression run: each model's validation MSE is in metrics.jsonl (val/MODEL/mse)")
     else:
         accuracy_html = _note("no validation records (the run had no validation split)")
     return _section("Loss curves", loss_html) + _section("Validation accuracy", accuracy_html)
@@ -157,6 +160,9 @@ def evaluation_sections(run: Run, outputs: Predictions) -> str:
     """Agreement with the teacher, confusion matrices and calibration from the test-set outputs."""
     notes = "".join(_note(text) for text in outputs.notes)
     roles = list(outputs.logits)
+    if outputs.labels is not None and outputs.labels.is_floating_point():
+        text = _note("a regression run: agreement, confusion matrices and calibration are for classifiers")
+        return _section("Agreement, confusion matrices, calibration", text + notes)
     if outputs.labels is None or not roles:
         return "".join(_section(title, notes or _note("no model could be rebuilt"))
                        for title in ("Agreement", "Confusion matrices", "Calibration"))

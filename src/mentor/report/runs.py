@@ -42,7 +42,8 @@ def role_name(name: str) -> str:
 Number = (int, float)
 # what each field of summary.json's per-role entries and of a metrics record must hold
 SUMMARY_FIELDS: dict[str, Any] = {"seeds": [int], "accuracy": [Number], "accuracy_mean": Number,
-                                  "accuracy_std": Number, "parameters": int, "latency_ms": Number, "best_epochs": [int]}
+                                  "accuracy_std": Number, "parameters": int, "latency_ms": Number, "best_epochs": [int],
+                                  "mse": [Number], "mae": [Number]}
 RECORD_FIELDS: dict[str, Any] = {"run": str, "stage": str, "seed": int, "epoch": int}
 
 
@@ -337,16 +338,19 @@ SUMMARY_HEADER = ("run", "recipe", "role", "test accuracy %", "seeds", "paramete
 
 
 def summary_rows(runs: list[Run]) -> list[list[str]]:
-    """One row per role of each run: accuracy mean ± std over seeds, parameters and latency."""
+    """One row per role of each run: accuracy (regression: MSE) mean ± std over seeds, parameters and latency."""
     from mentor.report.table import mean_std
 
     rows = []
     for run in runs:
         for role, entry in run.models_summary().items():
             accuracy = entry.get("accuracy") or [entry.get("accuracy_mean", float("nan"))]
+            result = mean_std(accuracy, scale=100.0)
+            if entry.get("mse"):  # a regression model: its test MSE instead
+                accuracy, result = entry["mse"], f"MSE {mean_std(entry['mse'])}"
             parameters = entry.get("parameters")
             latency = entry.get("latency_ms")
-            rows.append([run.path.name, run.name, role, mean_std(accuracy, scale=100.0), str(len(accuracy)),
+            rows.append([run.path.name, run.name, role, result, str(len(accuracy)),
                          f"{parameters:,}" if isinstance(parameters, int) else "-",
                          f"{latency:.3f}" if isinstance(latency, (int, float)) else "-"])
     return rows
