@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout: benchmarks/.. ."""
 BENCHMARKS_MD = Path(os.environ.get("MENTOR_BENCHMARKS_MD", ROOT / "BENCHMARKS.md"))
@@ -227,3 +229,26 @@ def section_body(command: str, lines: Sequence[str]) -> str:
     """The standard body of a section: the command, the machine and date, then the given lines."""
     stamp = time.strftime("%Y-%m-%d")
     return "\n".join([f"Produced by `{command}` on {stamp}.", f"Machine: {machine()}.", "", *lines])
+
+
+FAILED = "FAILED"
+"""The file a benchmark leaves in a run folder whose training diverged (its last error line)."""
+
+
+def finished(folder: Path, overrides: list[str]) -> bool:
+    """Whether ``folder`` holds a finished run (or a recorded divergence, a ``FAILED`` file) made with
+    ``overrides``' values (the dotted scalar ones: learning rate, data limit, seeds, teacher checkpoint; a
+    ``knowledge`` override, a whole section, is not compared)."""
+    if not (folder / "summary.json").is_file() and not (folder / FAILED).is_file():
+        return False
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "knowledge":
+            continue
+        node: Any = recipe
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != yaml.safe_load(value):
+            return False
+    return True

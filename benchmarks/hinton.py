@@ -10,7 +10,12 @@ Hyper-parameters are chosen on validation, never on the test set: ``--tune "KEY=
 (repeated, one configuration each) trains the teacher once on 50,000 training images, then the distilled
 student of every configuration on the same 50,000, and reports each one's errors on the 10,000 held-out
 training images after its last epoch (the recipe keeps the last weights); the section ``hinton-sweep`` of
-BENCHMARKS.md records them. The chosen configuration then runs on all 60,000 with ``--set``.
+BENCHMARKS.md records them. Runs finished earlier in ``--out``-tune with the same values are reused. The chosen
+configuration then runs on all 60,000 with ``--set``.
+
+A teacher loaded with ``--set teacher.checkpoint=RUN/checkpoints/seed0/teacher/best.pt`` from a run of this
+recipe (trained on all 60,000, e.g. while the sweep ran) is reported with the epochs and training minutes
+that run recorded, and its wall time counts in the whole recipe's.
 
 The run gets ``OMP_WAIT_POLICY=passive`` unless the environment sets it: on a machine whose cores are
 shared with other jobs, OpenMP threads that spin while waiting slowed training steps several times
@@ -63,21 +68,22 @@ def tune(args: argparse.Namespace, argv: list[str] | None) -> None:
                    *(p for o in [*held_out, "train.epochs=1"] for p in ("--set", o))]
         _common.run_children([command], 1)[0].check("the tuning teacher")
     checkpoint = teacher / "checkpoints" / "seed0" / "teacher" / "best.pt"
-    commands = []
-    for index, configuration in enumerate(args.tune):
-        overrides = [*held_out, f"teacher.checkpoint={checkpoint}", *configuration.split()]
-        commands.append([sys.executable, "-m", "mentor", "run", "hinton-mnist", "--out", str(out / f"try{index}"),
-                         "--force", "--quiet", *(p for o in overrides for p in ("--set", o))])
-    children = _common.run_children(commands, args.jobs, threads=1)
+    tries = [(out / f"try{index}", [*held_out, f"teacher.checkpoint={checkpoint}", *configuration.split()])
+             for index, configuration in enumerate(args.tune)]
+    todo = [(folder, overrides) for folder, overrides in tries if not _common.finished(folder, overrides)]
+    commands = [[sys.executable, "-m", "mentor", "run", "hinton-mnist", "--out", str(folder), "--force", "--quiet",
+                 *(p for o in overrides for p in ("--set", o))] for folder, overrides in todo]
+    for (folder, _), child in zip(todo, _common.run_children(commands, args.jobs, threads=1), strict=True):
+        child.check(f"the configuration in {folder}")
     rows = []
-    for index, (configuration, child) in enumerate(zip(args.tune, children, strict=True)):
-        child.check(f"configuration {configuration!r}")
-        records = [json.loads(line) for line in (out / f"try{index}" / "metrics.jsonl").read_text().splitlines()
-                   if line.strip()]
-        last = [r for r in records if r.get("run") == "student-distilled"][-1]
-        errors = round((1 - last["val/student/accuracy"]) * 10_000)
-        rows.append([f"`{configuration}`" if configuration.strip() else "(the recipe as is)", str(errors), f"{child.seconds / 60:.1f}"])
-    text = _common.table(["configuration (over the recipe)", "validation errors (of 10,000)", "minutes"], rows)
+    for configuration, (folder, _) in zip(args.tune, tries, strict=True):
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        distilled = [r for r in records if r.get("run") == "student-distilled"]
+        errors = round((1 - distilled[-1]["val/student/accuracy"]) * 10_000)
+        minutes = sum(float(r.get("seconds", 0.0)) for r in distilled) / 60
+        label = f"`{configuration}`" if configuration.strip() else "(the recipe as is)"
+        rows.append([label, str(errors), f"{minutes:.1f}"])
+    text = _common.table(["configuration (over the recipe)", "validation errors (of 10,000)", "train min"], rows)
     print(text)
     if not args.no_write:
         body = _common.section_body(_common.invocation("hinton", argv), [
@@ -96,6 +102,17 @@ def training_minutes(metrics: Path) -> dict[str, float]:
             role = str(record.get("run", "?")).replace("-", " ")
             minutes[role] = minutes.get(role, 0.0) + float(record.get("seconds", 0.0)) / 60
     return minutes
+
+
+def loaded_teacher_run(overrides: list[str]) -> Path | None:
+    """The run folder of a teacher loaded with ``teacher.checkpoint=RUN/checkpoints/seed0/teacher/best.pt``
+    (``None`` when the teacher is trained here, or the checkpoint is not in such a run)."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "teacher.checkpoint":
+            run = Path(value).resolve().parents[3]
+            return run if (run / "metrics.jsonl").is_file() and (run / "summary.json").is_file() else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,12 +135,16 @@ def main(argv: list[str] | None = None) -> None:
     epochs = {"teacher": (recipe["teacher"].get("train") or recipe["train"])["epochs"],
               "student alone": recipe["train"]["epochs"], "student distilled": recipe["train"]["epochs"]}
     minutes = training_minutes(args.out / "metrics.jsonl")
+    total = child.seconds / 60
+    teacher_run = loaded_teacher_run(args.set)
+    if teacher_run is not None:
+        minutes["teacher"] = training_minutes(teacher_run / "metrics.jsonl").get("teacher", 0.0)
+        total += json.loads((teacher_run / "summary.json").read_text(encoding="utf-8"))["seconds"] / 60
     rows, errors = [], {}
     for role, model in summary["models"].items():
         errors[role] = round((1 - model["accuracy_mean"]) * tested)
         rows.append([role, str(errors[role]), str(PAPER.get(role, "")), f"{model['accuracy_mean'] * 100:.2f}",
                      f"{model['parameters']:,}", str(epochs.get(role, "")), f"{minutes.get(role, 0.0):.1f}"])
-    total = child.seconds / 60
     met_errors = errors.get("student distilled", tested) <= TARGET_ERRORS
     verdict = (f"Distilled student: {errors.get('student distilled')} errors (target ≤ {TARGET_ERRORS}: "
                f"{'met' if met_errors else 'missed'}); whole recipe {total:.1f} min (target ≤ {BUDGET_MINUTES:.0f}: "
@@ -134,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         return
     overrides = f" Overrides: {', '.join(args.set)}." if args.set else ""
+    if teacher_run is not None:
+        overrides += (f" The teacher was trained by a run of this recipe in {teacher_run} (its minutes and wall time "
+                      "are counted here).")
     clip = recipe["train"].get("clip_grad_norm")
     clipped = f", the students' gradient norm clipped at {clip:g}" if clip else ""
     body = _common.section_body(_common.invocation("hinton", argv), [

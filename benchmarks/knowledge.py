@@ -81,7 +81,7 @@ NOT_APPLICABLE = {
            "the teacher's widths (the paper's pairs differ in depth); here they are 4× narrower",
 }
 ALONE = "student alone"
-FAILED = "FAILED"
+FAILED = _common.FAILED
 
 
 def base_recipe(epochs: int) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Bench:
         In a ``sweep`` a configuration whose loss diverges is recorded (``FAILED`` in its folder) and
         scored as failed; anywhere else a failure stops the benchmark.
         """
-        todo = [(folder, overrides) for folder, overrides in runs if not finished(folder, overrides)]
+        todo = [(folder, overrides) for folder, overrides in runs if not _common.finished(folder, overrides)]
         commands = []
         for folder, overrides in todo:
             command = [sys.executable, "-m", "mentor", "run", str(self.base), "--out", str(folder), "--quiet",
@@ -135,24 +135,6 @@ class Bench:
             else:
                 child.check(f"run {folder.name}")
             print(f"  {folder.name}: {child.seconds:.0f} s{' (diverged)' if child.returncode else ''}", flush=True)
-
-
-def finished(folder: Path, overrides: list[str]) -> bool:
-    """Whether ``folder`` holds a finished run (or a recorded divergence) made with ``overrides``' values
-    (the dotted scalar ones: learning rate, data limit, seeds, teacher checkpoint)."""
-    if not (folder / "summary.json").is_file() and not (folder / FAILED).is_file():
-        return False
-    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key == "knowledge":
-            continue
-        node: Any = recipe
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node != yaml.safe_load(value):
-            return False
-    return True
 
 
 def distilled(folder: Path) -> dict[str, float]:
