@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ class Example:
     """Parameters for ``mentor.knowledge.create`` on the standard pair.
 
     ``zero_when_identical``: the distillation terms vanish when the student is a copy of the teacher
-    (checked with the hard-label CE weight removed where the method has one).
+    (checked with the hard-label CE weight removed where the method has one). ``teacher``: builds the
+    teacher instead of :func:`teacher_model` (several teachers as an Ensemble).
     """
 
     params: dict[str, Any] = field(default_factory=dict)
     zero_when_identical: bool = False
+    teacher: Callable[[], nn.Module] | None = None  # another teacher than the standard one (an Ensemble)
 
 
 def teacher_model() -> nn.Module:

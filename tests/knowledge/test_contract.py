@@ -17,6 +17,10 @@ METHODS = KNOWLEDGE.names()
 EXAMPLES = all_examples()
 
 
+def teacher_for(name: str) -> torch.nn.Module:
+    return (EXAMPLES[name].teacher or teacher_model)()
+
+
 def stages(name: str) -> list[Stage]:
     return as_stages(create(name, **EXAMPLES[name].params))
 
@@ -39,7 +43,7 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
     plan = stages(name)
     for index, stage in enumerate(plan):
         torch.manual_seed(0)
-        scheme = scheme_for(stage)
+        scheme = scheme_for(stage, teacher=teacher_for(name))
         scheme.train()
         output = scheme.loss(sample_batch(), 0.5, 2)
         assert output.total.ndim == 0 and torch.isfinite(output.total)
@@ -58,7 +62,7 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_teacher_weights_and_batchnorm_statistics_unchanged_by_training(name: str) -> None:
-    teacher = teacher_model()
+    teacher = teacher_for(name)
     before = copy.deepcopy(teacher.state_dict())
     generator = torch.Generator().manual_seed(3)
     data = ArrayDataset(torch.randn(32, 1, 8, 8, generator=generator), torch.randint(0, 5, (32,), generator=generator))
@@ -77,7 +81,7 @@ def test_deterministic_under_a_seed(name: str) -> None:
         values = []
         for stage in stages(name):
             torch.manual_seed(0)
-            scheme = scheme_for(stage)
+            scheme = scheme_for(stage, teacher=teacher_for(name))
             scheme.train()
             values.append(float(scheme.loss(sample_batch(), 0.5, 2).total.detach()))
         return values

@@ -115,7 +115,8 @@ class Reinforced(Weighting):
             states, actions = self.previous
             advantage = reward - (self.baseline if self.baseline is not None else reward)
             self.pending = reinforce_loss(self.policy(states), actions, advantage)
-        self.baseline = reward if self.baseline is None else self.momentum * self.baseline + (1 - self.momentum) * reward
+        previous = reward if self.baseline is None else self.baseline
+        self.baseline = self.momentum * previous + (1 - self.momentum) * reward
         states = selection_states(logits, targets, temperature)
         with torch.no_grad():
             actions = torch.bernoulli(self.policy(states))
