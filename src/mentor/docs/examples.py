@@ -46,12 +46,31 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
 }
 """The parameters a method's page recipe sets (the layers of the standard pair; short first stages)."""
 
+TEACHERS: list[dict[str, Any]] = [
+    {**PAIR["teacher"], "subset": {"start": 0.0, "stop": 0.6}},
+    {"model": "cnn-small", "subset": {"start": 0.4, "stop": 1.0}, "train": PAIR["teacher"]["train"]},
+]
+"""The two teachers of a method with several teachers: each on 60% of the training split (``stage2`` of both)."""
+
+MULTI_TEACHER: dict[str, dict[str, Any]] = {
+    "multi-teacher": {"weighting": {"name": "adaptive", "params": {"feature": "stage2"}}},
+    "relative-similarity": {"knowledge": {"student": "stage2", "teacher_features": ["stage2", "stage2"]}},
+}
+"""Methods with several teachers: their page recipe has ``teachers:`` (and a ``weighting:``), and these params."""
+
 SCHEME_RECIPES = {"offline": "quickstart"}
 """Schemes whose page shows a built-in recipe of another name (the rest: the recipe named as the scheme)."""
 
 
 def method_recipe(name: str) -> dict[str, Any]:
     """The complete recipe of a knowledge method's page."""
+    if name in MULTI_TEACHER:
+        extra = MULTI_TEACHER[name]
+        pair = {"data": PAIR["data"], "teachers": TEACHERS, "student": PAIR["student"]}
+        weighting = {"weighting": extra["weighting"]} if "weighting" in extra else {}
+        return {"name": f"{name}-digits", "description": f"{name} on digits: two small CNN teachers on overlapping "
+                "parts of the data, a tiny CNN student", "seeds": [0, 1, 2], **pair, **weighting,
+                "knowledge": {"method": name, "params": extra.get("knowledge", {})}, "train": TRAIN}
     return {"name": f"{name}-digits", "description": f"{name} on digits: a small CNN teacher, a tiny CNN student",
             "seeds": [0, 1, 2], **PAIR, "knowledge": {"method": name, "params": METHOD_PARAMS.get(name, {})},
             "train": TRAIN}
