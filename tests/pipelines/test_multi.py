@@ -72,6 +72,10 @@ def test_builtin_recipe_runs_every_teacher_on_its_subset(tmp_path: Path, capsys:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     distilled = [r for r in records if r.get("run") == "student-distilled"]
     assert "train/hints" in distilled[-1] and "train/kl" in distilled[-1]
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0  # the run directory rebuilds every teacher and their ensemble
+    printed = capsys.readouterr().out
+    assert all(f"\n{role} " in printed for role in ("teacher0", "teacher1", "teacher2", "teacher"))
 
 
 @pytest.mark.parametrize(("sets", "message"), [

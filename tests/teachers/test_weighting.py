@@ -73,7 +73,7 @@ def test_adaptive_learns_its_latent_vectors_and_the_hint_regressors_with_the_stu
     teacher = Outputs(torch.zeros(1, 2), {"members.0": TEACHERS[:, 0], "members.1": TEACHERS[:, 1],
                                           "members.0.h": torch.tensor([[1.0, 0.0]]),
                                           "members.1.h": torch.tensor([[0.0, 4.0]])})
-    student_logits = torch.zeros(1, 2, requires_grad=True)
+    student_logits = torch.tensor([[1.0, 0.0]], requires_grad=True)  # not uniform: the teachers differ for it
     student = Outputs(student_logits, {"s": student_feature})
     objective.bind(student, teacher)
     hint = objective.terms["hints"]
@@ -122,3 +122,13 @@ def test_a_teacher_with_other_classes_than_the_student_is_named() -> None:
         member_logits(teacher, 2, classes=3)
     with pytest.raises(MentorError, match=r"teachers\[1\] outputs shape \(5,\) but teachers\[0\] \(3,\)"):
         Ensemble([torch.nn.Linear(2, 3), torch.nn.Linear(2, 5)])(torch.zeros(1, 2))
+
+
+def test_learned_weights_follow_the_cross_entropy_not_the_teachers_entropy() -> None:
+    # p_0 = [3/4, 1/4], p_1 = [1/2, 1/2], p_S = [1/2, 1/2]: the cross-entropy −Σ p_m log p_S is ln 2 for both
+    # teachers, so its gradient on the weights is equal for both (the KL's would favour the flatter p_1)
+    for loss in (averaged_kl, voted_kl):
+        weights = torch.tensor([[0.5, 0.5]], requires_grad=True)
+        (gradient,) = torch.autograd.grad(loss(STUDENT, TEACHERS, weights, 2.0), weights)
+        assert gradient[0, 0].item() == pytest.approx(gradient[0, 1].item())
+        assert gradient[0, 0].item() == pytest.approx(4 * math.log(2.0))

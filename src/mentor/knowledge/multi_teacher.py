@@ -13,7 +13,11 @@ the student learns from each teacher in turn, here all at once), the weighted su
 
     L = (1 − α) · CE(y, p_S) + α · τ² · (1/B) Σ_b Σ_m w_{b,m} KL( p_{b,m}^τ || p_{b,S}^τ )
 
-with p^τ = softmax(z / τ). Shapes: student logits ``(B, K)``, teacher logits ``(B, M, K)``, weights ``(B, M)``.
+with p^τ = softmax(z / τ). A weighting that learns its weights by this loss (AMTML-KD's) learns them through its
+cross-entropy part −Σ_k target_k log p_{S,k}: the targets' own entropy, which does not depend on the student, is
+held constant for the weights (its value still counts), so the weights cannot lower the loss by moving onto the
+least certain teacher (a teacher's flat output on classes it never saw has the highest entropy). The student's
+gradient is that of the KL above. Shapes: student logits ``(B, K)``, teacher logits ``(B, M, K)``, weights ``(B, M)``.
 The τ² factor keeps the soft gradients on the scale of the hard ones. Defaults τ = 4 and α = 0.9 are those of
 :mod:`mentor.knowledge.kd` (RepDistiller's and mdistiller's KD), so one teacher with uniform weights is KD.
 """
@@ -42,9 +46,11 @@ def averaged_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, weig
     Args:
         student_logits: ``(B, K)``. teacher_logits: ``(B, M, K)``. weights: ``(B, M)``. temperature: τ > 0.
     """
-    target = (weights.unsqueeze(2) * torch.softmax(teacher_logits / temperature, dim=2)).sum(dim=1)
+    teachers = torch.softmax(teacher_logits / temperature, dim=2)
+    target = (weights.unsqueeze(2) * teachers).sum(dim=1)
+    held = (weights.detach().unsqueeze(2) * teachers).sum(dim=1)  # the entropy part, constant for the weights
     log_student = F.log_softmax(student_logits / temperature, dim=1)
-    per_sample = (torch.special.xlogy(target, target) - target * log_student).sum(dim=1)
+    per_sample = (torch.special.xlogy(held, held) - target * log_student).sum(dim=1)
     return per_sample.mean() * temperature**2
 
 
@@ -53,8 +59,10 @@ def voted_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, weights
     """τ² · mean_b Σ_m w_{b,m} KL(softmax(z_{b,m}/τ) || softmax(z_{b,S}/τ)) (shapes as :func:`averaged_kl`)."""
     log_teachers = F.log_softmax(teacher_logits / temperature, dim=2)
     log_student = F.log_softmax(student_logits / temperature, dim=1).unsqueeze(1)
-    per_teacher = (log_teachers.exp() * (log_teachers - log_student)).sum(dim=2)
-    return (weights * per_teacher).sum(dim=1).mean() * temperature**2
+    negative_entropy = (log_teachers.exp() * log_teachers).sum(dim=2)
+    cross_entropy = -(log_teachers.exp() * log_student).sum(dim=2)
+    per_sample = (weights.detach() * negative_entropy + weights * cross_entropy).sum(dim=1)
+    return per_sample.mean() * temperature**2
 
 
 Combine = Literal["average", "vote"]

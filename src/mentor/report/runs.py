@@ -217,6 +217,8 @@ class Run:
         folder = self.path / CHECKPOINTS / f"seed{seed}" / role
         if not folder.is_dir():
             teacher_file = (self.recipe.get("teacher") or {}).get("checkpoint")
+            if self._member(role) is not None and self._member(role).get("checkpoint"):  # type: ignore[union-attr]
+                return Path(self._member(role)["checkpoint"])  # type: ignore[index]
             if role == "teacher" and teacher_file:
                 return Path(teacher_file)
             raise MentorError(f"run {str(self.path)!r} has no checkpoint of role {role!r} for seed {seed} "
@@ -231,10 +233,20 @@ class Run:
                 return folder / name
         raise MentorError(f"run {str(self.path)!r} has no best.pt or last.pt in {folder} for role {role!r}")
 
+    def _member(self, role: str) -> dict[str, Any] | None:
+        """The ``teachers:`` item of role ``teacherN`` in a run with several teachers."""
+        match = re.fullmatch(r"teacher(\d+)", role)
+        members = self.recipe.get("teachers")
+        if match and isinstance(members, list) and int(match.group(1)) < len(members):
+            return members[int(match.group(1))]
+        return None
+
     def model_section(self, role: str) -> dict[str, Any]:
         """The recipe section that builds ``role``'s model (``teacher``, ``student``, or a ``peers`` entry)."""
         if role == "teacher" and isinstance(self.recipe.get("teacher"), dict):
             return self.recipe["teacher"]
+        if self._member(role) is not None:
+            return self._member(role)  # type: ignore[return-value]
         if role.startswith("student") and isinstance(self.recipe.get("student"), dict):
             return self.recipe["student"]
         peers = self.recipe.get("peers") or []
@@ -258,6 +270,9 @@ class Run:
                                   f"{seed} (expected {folder})")
             peers = self.recipe.get("peers") or []
             self._buildable(self.scheme, *(peer.get("model") for peer in peers if isinstance(peer, dict)))
+        elif role == "teacher" and isinstance(self.recipe.get("teachers"), list):
+            for index in range(len(self.recipe["teachers"])):
+                self.available(f"teacher{index}", seed)
         else:
             self.weights_path(role, seed)
             self._buildable(self.model_section(role)["model"])
@@ -312,6 +327,8 @@ class Run:
             if role not in restored:
                 raise unknown("model", role, restored, where=f"the {self.scheme} scheme of run {str(self.path)!r}")
             return restored[role].eval()
+        if role == "teacher" and isinstance(self.recipe.get("teachers"), list):  # several teachers: their ensemble
+            return Ensemble([self.build_model(f"teacher{i}", seed) for i in range(len(self.recipe["teachers"]))]).eval()
         path = self.weights_path(role, seed)
         section = self.model_section(role)
         self._buildable(section["model"])
