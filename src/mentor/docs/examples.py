@@ -58,6 +58,18 @@ MULTI_TEACHER: dict[str, dict[str, Any]] = {
 }
 """Methods with several teachers: their page recipe has ``teachers:`` (and a ``weighting:``), and these params."""
 
+
+
+def python_params(name: str) -> dict[str, Any]:
+    """The keyword arguments of ``mentor.knowledge.create`` that match a method's page recipe."""
+    if name not in MULTI_TEACHER:
+        return METHOD_PARAMS.get(name, {})
+    extra = MULTI_TEACHER[name]
+    weighting = extra.get("weighting")
+    named = {"weighting": weighting["name"], "weighting_params": weighting["params"]} if weighting else {}
+    return {"teachers": len(TEACHERS), **named, **extra.get("knowledge", {})}
+
+
 SCHEME_RECIPES = {"offline": "quickstart"}
 """Schemes whose page shows a built-in recipe of another name (the rest: the recipe named as the scheme)."""
 
