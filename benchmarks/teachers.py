@@ -1,7 +1,7 @@
 """Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
 
-    mentor bench teachers [--epochs 10] [--seeds 0,1,2] [--methods uniform,adaptive] [--jobs 2] [--out DIR]
-                          [--limit 12000] [--set KEY=VALUE]
+    mentor bench teachers [--epochs 10] [--teacher-epochs 8] [--seeds 0,1,2] [--methods uniform,adaptive]
+                          [--jobs 2] [--out DIR] [--limit 12000] [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
@@ -66,11 +66,11 @@ METHODS: dict[str, dict[str, Any]] = {
 ALONE = "student alone"
 
 
-def base_recipe(epochs: int, limit: int) -> dict[str, Any]:
+def base_recipe(epochs: int, teacher_epochs: int, limit: int) -> dict[str, Any]:
     return {
         "name": "bench-teachers",
         "data": {"name": "fashion-mnist", "validation": 0.1, "limit": limit},
-        "teachers": [{**teacher, "train": TEACHER_TRAIN} for teacher in TEACHERS],
+        "teachers": [{**teacher, "train": {**TEACHER_TRAIN, "epochs": teacher_epochs}} for teacher in TEACHERS],
         "student": STUDENT,
         "knowledge": {"method": "multi-teacher"},
         "train": {"epochs": epochs, "batch_size": 128, "scheduler": {"name": "cosine"},
@@ -132,6 +132,7 @@ def student(folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="mentor bench teachers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every student run")
+    parser.add_argument("--teacher-epochs", type=int, default=TEACHER_TRAIN["epochs"], help="epochs of each teacher")
     parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
@@ -139,14 +140,14 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-teachers")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a recipe override for every run (e.g. teachers.0.train.epochs=1 to try it out)")
+                        help="a recipe override for every run (e.g. train.batch_size=64)")
     args = parser.parse_args()
     seeds, methods = [int(s) for s in args.seeds.split(",")], [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     out = Path(args.out)
-    base = base_recipe(args.epochs, args.limit)
+    base = base_recipe(args.epochs, args.teacher_epochs, args.limit)
 
     # 1. the teachers, trained once (seed 0) on their subsets
     first = out / "teachers"
@@ -196,7 +197,7 @@ def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[fl
               "gain vs single KD", "beyond spread", "chosen"]
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "
-        f"images. Three teachers trained once on their subsets (Adam, {TEACHER_TRAIN['epochs']} epochs); student "
+        f"images. Three teachers trained once on their subsets (Adam, {args.teacher_epochs} epochs); student "
         f"`cnn` {STUDENT['options']}: {args.epochs} epochs, Adam lr 0.005, cosine schedule, α = {ALPHA}. "
         f"τ ∈ {TEMPERATURES} chosen on validation (seed {seeds[0]}); `single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "

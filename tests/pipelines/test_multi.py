@@ -83,6 +83,8 @@ def test_builtin_recipe_runs_every_teacher_on_its_subset(tmp_path: Path, capsys:
     (["weighting.name=fixed", "weighting.params={weights: [1, -1, 1]}"], "'weights' parameter of weighting 'fixed'"),
     (["knowledge.params.teachers=2"], "recipe key 'knowledge.params.teachers' is 2 but teachers: lists 3"),
     (["teachers.1.options={num_classes: 5}"], r"teachers\[1\] outputs shape \(5,\)"),
+    (["teachers.0.subset.classes=[42]"], r"recipe key 'teachers\[0\].subset' keeps no training sample"),
+    (["knowledge.0.method=kd"], "recipe key 'weighting' .adaptive. needs a knowledge method that weighs teachers"),
 ])
 def test_recipe_mistakes_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture, sets: list[str],
                                              message: str) -> None:

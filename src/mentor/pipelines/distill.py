@@ -214,7 +214,7 @@ def check(job: Job) -> None:
     if job.teacher_checkpoint is not None:
         load_teacher(teacher, job.teacher_checkpoint)
     if job.members is not None:
-        multi.load_members(teacher, job.members)  # type: ignore[arg-type]
+        multi.check_members(teacher, job.members, data, job.seeds[0])  # type: ignore[arg-type]
     for name, model in (*multi.named_teachers(teacher), ("student", student)):
         check_outputs(name, model, data, sample)
     plan = job.plan()

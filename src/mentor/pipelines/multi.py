@@ -97,6 +97,13 @@ def load_members(teacher: Ensemble, members: list[Member]) -> None:
                 raise MentorError(f"teachers[{index}]: {error}") from None
 
 
+def check_members(teacher: Ensemble, members: list[Member], data: Splits, seed: int) -> None:
+    """Before anything is written: every checkpoint fits its teacher, every subset keeps samples."""
+    load_members(teacher, members)
+    for index, member in enumerate(members):
+        teacher_data(data, member.subset, seed, f"teachers[{index}]")
+
+
 def measure_members(teacher: nn.Module, seed: int, data: Splits, result: Result, latency_batch: int,
                     echo: Callable[[str], None]) -> None:
     """A result row per member of an ensemble teacher (nothing for a single teacher)."""
