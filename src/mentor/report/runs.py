@@ -241,6 +241,11 @@ class Run:
             return members[int(match.group(1))]
         return None
 
+    def _python_member(self, role: str) -> None:
+        """A member ``teacherN`` of an Ensemble given from Python: described by the ``teacher`` section alone."""
+        if re.fullmatch(r"teacher\d+", role) and self._member(role) is None and self.recipe.get("teacher"):
+            self._buildable(self.model_section("teacher")["model"])
+
     def model_section(self, role: str) -> dict[str, Any]:
         """The recipe section that builds ``role``'s model (``teacher``, ``student``, or a ``peers`` entry)."""
         if role == "teacher" and isinstance(self.recipe.get("teacher"), dict):
@@ -274,6 +279,7 @@ class Run:
             for index in range(len(self.recipe["teachers"])):
                 self.available(f"teacher{index}", seed)
         else:
+            self._python_member(role)
             self.weights_path(role, seed)
             self._buildable(self.model_section(role)["model"])
 
@@ -329,6 +335,7 @@ class Run:
             return restored[role].eval()
         if role == "teacher" and isinstance(self.recipe.get("teachers"), list):  # several teachers: their ensemble
             return Ensemble([self.build_model(f"teacher{i}", seed) for i in range(len(self.recipe["teachers"]))]).eval()
+        self._python_member(role)
         path = self.weights_path(role, seed)
         section = self.model_section(role)
         self._buildable(section["model"])

@@ -24,6 +24,10 @@ and REINFORCE with a moving-average baseline b (momentum 0.9) reduces the varian
     L_policy = −(R_t − b) · (1/B) Σ_b Σ_m log π_θ(a_{b,m} | s_{b,m})
 
 The states and actions are kept detached, so the policy's loss reaches θ only, never the student.
+Defaults: ``hidden`` 0 is the paper's logistic policy; ``baseline_momentum`` 0.9 averages the reward over about
+ten steps (the paper does not state its baseline); ``policy_weight`` 1 steps θ at the student's learning rate
+(the loss moves θ alone, so the weight is the policy's learning-rate multiplier). The policy starts at
+π = 1/2 for every state (zero last layer), so at first each teacher teaches each sample half of the time.
 Shapes: logits ``(B, M, K)`` -> weights ``(B, M)``.
 """
 
