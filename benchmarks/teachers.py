@@ -103,13 +103,21 @@ def recipe_for(base: dict[str, Any], name: str, temperature: float, seed: int, c
 
 
 def run_all(runs: dict[Path, dict[str, Any]], jobs: int, overrides: list[str]) -> None:
-    """Run the recipes whose folder holds no finished run, ``jobs`` at a time with one thread each."""
-    todo = {folder: recipe for folder, recipe in runs.items() if not (folder / "summary.json").is_file()}
+    """Run the recipes whose folder holds no finished run of the same recipe and overrides, ``jobs`` at a time
+    with one thread each (the recipe and the overrides are kept beside the folder as ``FOLDER.yaml``)."""
+    def text(recipe: dict[str, Any]) -> str:
+        return yaml.safe_dump({**recipe, "description": f"overrides: {overrides}"}, sort_keys=False)
+
+    def finished(folder: Path, recipe: dict[str, Any]) -> bool:
+        path = folder.with_suffix(".yaml")
+        return (folder / "summary.json").is_file() and path.is_file() and path.read_text() == text(recipe)
+
+    todo = {folder: recipe for folder, recipe in runs.items() if not finished(folder, recipe)}
     commands = []
     for folder, recipe in todo.items():
         folder.parent.mkdir(parents=True, exist_ok=True)
         path = folder.with_suffix(".yaml")
-        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        path.write_text(text(recipe))
         command = [sys.executable, "-m", "mentor", "run", str(path), "--out", str(folder), "--quiet", "--force"]
         commands.append(command + [part for override in overrides for part in ("--set", override)])
     for child, folder in zip(_common.run_children(commands, jobs, threads=1), todo, strict=True):
@@ -182,18 +190,18 @@ def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
 
 def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[float]], chosen: dict[str, float],
           tested: dict[str, Any], validation: list[float]) -> None:
-    rows = [[f"teacher{index} ({TEACHERS[index]['model']}, {_subset(TEACHERS[index]['subset'])})", "",
+    rows = [[f"teacher{index} ({TEACHERS[index]['model']}, {_subset(TEACHERS[index]['subset'])})",
              f"{100 * tested[f'teacher{index}']['accuracy'][0]:.2f}", "", "", "", "", f"val {100 * value:.2f}"]
             for index, value in enumerate(validation)]
-    rows.append(["the teachers' ensemble (uniform average)", "", f"{100 * tested['teacher']['accuracy'][0]:.2f}",
+    rows.append(["the teachers' ensemble (uniform average)", f"{100 * tested['teacher']['accuracy'][0]:.2f}",
                  "", "", "", "", ""])
     single = results.get("single", results[ALONE])
     for name, values in results.items():
         versus_alone = gain(values, results[ALONE]) if name != ALONE else ("", "")
         versus_single = gain(values, single) if name not in (ALONE, "single") else ("", "")
-        rows.append([name if name == ALONE else f"`{name}`", "", mean_std(values, 100), *versus_alone,
+        rows.append([name if name == ALONE else f"`{name}`", mean_std(values, 100), *versus_alone,
                      *versus_single, f"τ {chosen[name]:g}" if name != ALONE else ""])
-    header = ["model", "", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
+    header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
               "gain vs single KD", "beyond spread", "chosen"]
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "

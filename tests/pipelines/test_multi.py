@@ -93,3 +93,18 @@ def test_recipe_mistakes_are_one_line_errors(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and __import__("re").search(message, err), err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_recipe_gives_the_domain_weighting_each_teachers_subset(data: mentor.data.Splits) -> None:
+    from mentor.engine import FitSettings
+    from mentor.pipelines.multi import Member, fit_domains
+
+    members = [Member(lambda: torch.nn.Identity(), None, FitSettings(), subset)
+               for subset in (Subset(classes=(0, 1)), None)]
+    plan = mentor.knowledge.create("multi-teacher", teachers=2, weighting="domain")
+    fit_domains(plan, members, data, seed=0)
+    weights = plan.terms["kl"].weighting.weights
+    assert weights.sum().item() == pytest.approx(1.0)
+    assert weights[1] > weights[0]  # all of the student's data resembles the target more than two classes of it
+    with pytest.raises(MentorError, match="weighting 'domain' needs each teacher's training inputs"):
+        fit_domains(mentor.knowledge.create("multi-teacher", teachers=2, weighting="domain"), None, data, seed=0)
