@@ -195,10 +195,10 @@ def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[fl
             for index, value in enumerate(validation)]
     rows.append(["the teachers' ensemble (uniform average)", f"{100 * tested['teacher']['accuracy'][0]:.2f}",
                  "", "", "", "", ""])
-    single = results.get("single", results[ALONE])
+    single = results.get("single")
     for name, values in results.items():
         versus_alone = gain(values, results[ALONE]) if name != ALONE else ("", "")
-        versus_single = gain(values, single) if name not in (ALONE, "single") else ("", "")
+        versus_single = gain(values, single) if single is not None and name not in (ALONE, "single") else ("", "")
         rows.append([name if name == ALONE else f"`{name}`", mean_std(values, 100), *versus_alone,
                      *versus_single, f"τ {chosen[name]:g}" if name != ALONE else ""])
     header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
