@@ -56,7 +56,10 @@ def test_python_blocks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def _run(recipe: Path | str, tmp_path: Path, *extra: str) -> None:
     """``mentor run`` of a recipe, cut short (its teacher trained for one epoch)."""
-    teacher = ["--set", "teacher.train.epochs=1"] if load_recipe(str(recipe)).teacher is not None else []
+    loaded = load_recipe(str(recipe))
+    teacher = ["--set", "teacher.train.epochs=1"] if loaded.teacher is not None else []
+    for index, item in enumerate(loaded.teachers or []):
+        teacher += ["--set", f"teachers.{index}.train.epochs=1"] if item.train is not None else []
     assert main(["run", str(recipe), "--out", str(tmp_path / "run"), *SHORT, *teacher, *extra]) == 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,15 @@ class Example:
     """Parameters for ``mentor.knowledge.create`` on the standard pair.
 
     ``zero_when_identical``: the distillation terms vanish when the student is a copy of the teacher
-    (checked with the hard-label CE weight removed where the method has one).
+    (checked with the hard-label CE weight removed where the method has one). ``teacher``: builds the
+    teacher instead of :func:`teacher_model` (several teachers as an Ensemble).
     """
 
     params: dict[str, Any] = field(default_factory=dict)
     zero_when_identical: bool = False
     regression: bool = False
     """The method regresses float targets: the pair has one output and the batch float targets ``(B, 1)``."""
+    teacher: Callable[[], nn.Module] | None = None  # another teacher than the standard one (an Ensemble)
 
 
 def teacher_model(regression: bool = False) -> nn.Module:

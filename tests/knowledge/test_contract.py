@@ -17,6 +17,11 @@ METHODS = KNOWLEDGE.names()
 EXAMPLES = all_examples()
 
 
+def teacher_for(name: str) -> torch.nn.Module:
+    example = EXAMPLES[name]
+    return example.teacher() if example.teacher is not None else teacher_model(example.regression)
+
+
 def stages(name: str) -> list[Stage]:
     return as_stages(create(name, **EXAMPLES[name].params))
 
@@ -44,7 +49,7 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
     plan = stages(name)
     for index, stage in enumerate(plan):
         torch.manual_seed(0)
-        scheme = scheme_for(stage, floats=regression(name))
+        scheme = scheme_for(stage, teacher=teacher_for(name), floats=regression(name))
         scheme.train()
         output = scheme.loss(sample_batch(regression=regression(name)), 0.5, 2)
         assert output.total.ndim == 0 and torch.isfinite(output.total)
@@ -63,7 +68,7 @@ def test_finite_scalar_loss_and_gradients_reach_student_and_adapters_only(name: 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_teacher_weights_and_batchnorm_statistics_unchanged_by_training(name: str) -> None:
-    teacher = teacher_model(regression(name))
+    teacher = teacher_for(name)
     before = copy.deepcopy(teacher.state_dict())
     generator = torch.Generator().manual_seed(3)
     targets = torch.randn(32, 1, generator=generator) if regression(name) else torch.randint(0, 5, (32,),
@@ -84,7 +89,7 @@ def test_deterministic_under_a_seed(name: str) -> None:
         values = []
         for stage in stages(name):
             torch.manual_seed(0)
-            scheme = scheme_for(stage, floats=regression(name))
+            scheme = scheme_for(stage, teacher=teacher_for(name), floats=regression(name))
             scheme.train()
             values.append(float(scheme.loss(sample_batch(regression=regression(name)), 0.5, 2).total.detach()))
         return values

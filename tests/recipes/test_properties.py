@@ -53,6 +53,13 @@ SCHEME: dict[str, Any] = {
     "train": {"epochs": 1},
 }
 SCHEME_ONLY = ("scheme", "peers")
+MULTI: dict[str, Any] = {
+    **{key: value for key, value in DISTILL.items() if key != "teacher"},
+    "teachers": [{**DISTILL["teacher"], "subset": {"start": 0.0, "stop": 1.0}}],
+    "weighting": {"name": "uniform", "params": {}},
+    "knowledge": [{"method": "multi-teacher", "params": {}}],
+}
+MULTI_ONLY = ("teachers", "weighting")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -102,6 +109,8 @@ SECTIONS = [()] + [path + (("0",) if typing.get_origin(_unwrap(info.annotation)[
 
 
 def base_for(path: tuple[str, ...]) -> dict[str, Any]:
+    if path and path[0] in MULTI_ONLY:
+        return copy.deepcopy(MULTI)
     return copy.deepcopy(SCHEME if path and path[0] in SCHEME_ONLY else DISTILL)
 
 

@@ -6,7 +6,7 @@ import argparse
 import inspect
 from typing import Any
 
-KINDS = ("knowledge", "models", "datasets", "schemes")
+KINDS = ("knowledge", "models", "datasets", "schemes", "weightings")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -57,8 +57,10 @@ def _registries() -> dict[str, object]:
     from mentor.knowledge import KNOWLEDGE
     from mentor.models import MODELS
     from mentor.schemes import SCHEMES
+    from mentor.teachers.weighting import WEIGHTINGS
 
-    return {"knowledge": KNOWLEDGE, "models": MODELS, "datasets": DATASETS, "schemes": SCHEMES}
+    return {"knowledge": KNOWLEDGE, "models": MODELS, "datasets": DATASETS, "schemes": SCHEMES,
+            "weightings": WEIGHTINGS}
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -68,8 +70,9 @@ def command_list(args: argparse.Namespace) -> int:
         print(f"{kind}:")
         for entry in registries[kind]:  # type: ignore[attr-defined]
             print(f"  {entry.name:<22} {entry.summary}")
-            if kind in ("knowledge", "schemes"):
-                print(f"  {'':<22} {parameters_line(entry.obj, skip=('models',))}")
+            if kind in ("knowledge", "schemes", "weightings"):
+                skip = ("teachers",) if kind == "weightings" else ("models",)  # given by the run, not the user
+                print(f"  {'':<22} {parameters_line(entry.obj, skip=skip)}")
         if kind == "models":
             from mentor.models import trust
 

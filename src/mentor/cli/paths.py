@@ -68,6 +68,7 @@ def command_paths(args: argparse.Namespace) -> int:
         data = load(recipe.data.name, validation=recipe.data.validation, root=recipe.data.root,
                     limit=recipe.data.limit)
         sections = [("teacher", recipe.teacher), ("student", recipe.student)]
+        sections += [(f"teachers[{index}]", teacher) for index, teacher in enumerate(recipe.teachers or [])]
         sections += [(f"peer {index}", peer) for index, peer in enumerate(recipe.peers or [])]
         models = [(f"{role}: {section.model}", section.model, section.options, data.input_shape, data.num_classes)
                   for role, section in sections if section is not None]

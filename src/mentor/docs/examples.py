@@ -57,6 +57,30 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
 }
 """The parameters a method's page recipe sets (the layers of the standard pair; short first stages)."""
 
+TEACHERS: list[dict[str, Any]] = [
+    {**PAIR["teacher"], "subset": {"start": 0.0, "stop": 0.6}},
+    {"model": "cnn-small", "subset": {"start": 0.4, "stop": 1.0}, "train": PAIR["teacher"]["train"]},
+]
+"""The two teachers of a method with several teachers: each on 60% of the training split (``stage2`` of both)."""
+
+MULTI_TEACHER: dict[str, dict[str, Any]] = {
+    "multi-teacher": {"weighting": {"name": "adaptive", "params": {"feature": "stage2"}}},
+    "relative-similarity": {"knowledge": {"student": "stage2", "teacher_features": ["stage2", "stage2"]}},
+}
+"""Methods with several teachers: their page recipe has ``teachers:`` (and a ``weighting:``), and these params."""
+
+
+
+def python_params(name: str) -> dict[str, Any]:
+    """The keyword arguments of ``mentor.knowledge.create`` that match a method's page recipe."""
+    if name not in MULTI_TEACHER:
+        return METHOD_PARAMS.get(name, {})
+    extra = MULTI_TEACHER[name]
+    weighting = extra.get("weighting")
+    named = {"weighting": weighting["name"], "weighting_params": weighting["params"]} if weighting else {}
+    return {"teachers": len(TEACHERS), **named, **extra.get("knowledge", {})}
+
+
 SCHEME_RECIPES = {"offline": "quickstart"}
 """Schemes whose page shows a built-in recipe of another name (the rest: the recipe named as the scheme)."""
 
@@ -68,6 +92,13 @@ def method_recipe(name: str) -> dict[str, Any]:
         return {"name": f"{name}-diabetes", "description": f"{name} on diabetes: an MLP teacher, a two-head MLP "
                 "student", "seeds": [0, 1, 2], **REGRESSION_PAIR, "knowledge": {"method": name, "params": params},
                 "train": {**REGRESSION_PAIR["teacher"]["train"]}}
+    if name in MULTI_TEACHER:
+        extra = MULTI_TEACHER[name]
+        pair = {"data": PAIR["data"], "teachers": TEACHERS, "student": PAIR["student"]}
+        weighting = {"weighting": extra["weighting"]} if "weighting" in extra else {}
+        return {"name": f"{name}-digits", "description": f"{name} on digits: two small CNN teachers on overlapping "
+                "parts of the data, a tiny CNN student", "seeds": [0, 1, 2], **pair, **weighting,
+                "knowledge": {"method": name, "params": extra.get("knowledge", {})}, "train": TRAIN}
     return {"name": f"{name}-digits", "description": f"{name} on digits: a small CNN teacher, a tiny CNN student",
             "seeds": [0, 1, 2], **PAIR, "knowledge": {"method": name, "params": params}, "train": TRAIN}
 

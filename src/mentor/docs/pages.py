@@ -143,7 +143,7 @@ def _python_call(function: str, head: str, params: dict[str, Any], tail: str = "
 
 def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) -> str:
     """The page of one knowledge method (``kind="knowledge"``) or scheme (``kind="schemes"``)."""
-    from mentor.docs.examples import METHOD_PARAMS, method_recipe_text
+    from mentor.docs.examples import MULTI_TEACHER, method_recipe_text, python_params
 
     skip = ("models",) if kind == "schemes" else ()
     parameters = _parameters(factory, skip)
@@ -155,12 +155,13 @@ def entry_page(kind: str, name: str, paper: str, factory: Callable[..., Any]) ->
         parts += [own]
     parts += ["## Use", ""]
     if kind == "knowledge":
-        params = METHOD_PARAMS.get(name, {})
+        params = python_params(name)
+        teacher = "mentor.teachers.Ensemble([teacher0, teacher1])" if name in MULTI_TEACHER else "teacher"
         parts += ["A complete recipe on digits (save it as a file and `mentor run FILE`; `mentor paths MODEL` lists "
                   "the module paths of other models):", "", "```yaml", method_recipe_text(name), "```", "",
                   "The same in Python:", "", "```python",
                   f"plan = {_python_call('mentor.knowledge.create', repr(name), params)}",
-                  "result = mentor.distill(teacher, student, data, plan, baseline=True)", "```", ""]
+                  f"result = mentor.distill({teacher}, student, data, plan, baseline=True)", "```", ""]
         return "\n".join(parts)
     recipe = _builtin_for_scheme(name)
     if recipe is not None:

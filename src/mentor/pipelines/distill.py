@@ -24,7 +24,7 @@ from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses.regression import supervised_objective
-from mentor.pipelines import output
+from mentor.pipelines import multi, output
 from mentor.pipelines.options import settings as keyword_settings
 from mentor.pipelines.options import train_section
 from mentor.pipelines.result import Result, measure
@@ -93,6 +93,7 @@ class Job:
     student_alone: bool = True
     latency_batch: int = 256
     alone: ModelFactory | None = None
+    members: list[multi.Member] | None = None  # several teachers: ``teacher`` builds their Ensemble
 
 
 def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
@@ -110,13 +111,16 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
 
         seed_everything(seed)
         teacher, best = job.teacher(), 0
-        if job.teacher_checkpoint is not None:
+        if job.members is not None:
+            multi.train_members(teacher, job.members, data, seed, resume, log, folder)  # type: ignore[arg-type]
+        elif job.teacher_checkpoint is not None:
             load_teacher(teacher, job.teacher_checkpoint)
         elif job.teacher_settings is None:
             keep_teacher(teacher, folder("teacher"))
         else:
             best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
                             log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
+        multi.measure_members(teacher, seed, data, result, job.latency_batch, echo)
         measured = result.add(measure("teacher", seed, teacher, data, job.latency_batch, best), teacher)
         echo(f"seed {seed}: teacher {measured.headline}")
         roles = (["student alone"] if job.student_alone else []) + ["student distilled"]
@@ -125,6 +129,8 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
             distilled = role == "student distilled"
             student = job.student() if distilled or job.alone is None else job.alone()
             plan = job.plan() if distilled else None
+            if plan is not None:
+                multi.fit_domains(plan, job.members, data, seed)
             fits = fit_plan(student, data, replace(job.settings, seed=seed, resume=resume), plan, teacher,
                             log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
             measured = result.add(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch), student)
@@ -209,9 +215,13 @@ def check(job: Job) -> None:
     teacher, student = job.teacher(), (job.alone or job.student)()
     if job.teacher_checkpoint is not None:
         load_teacher(teacher, job.teacher_checkpoint)
-    for name, model in (("teacher", teacher), ("student", student)):
+    if job.members is not None:
+        multi.check_members(teacher, job.members, data, job.seeds[0])  # type: ignore[arg-type]
+    for name, model in (*multi.named_teachers(teacher), ("student", student)):
         check_outputs(name, model, data, sample)
-    for stage in as_stages(job.plan()):
+    plan = job.plan()
+    multi.fit_domains(plan, job.members, data, job.seeds[0])
+    for stage in as_stages(plan):
         scheme = Offline(student, stage.objective, teacher)
         try:
             scheme.setup(sample)

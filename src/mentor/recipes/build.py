@@ -48,6 +48,7 @@ def check_consent_to_models(recipe: schema.Recipe, trust_code: bool) -> None:
     sections = [(role, section) for role, section in (("teacher", recipe.teacher), ("student", recipe.student))
                 if section is not None]
     sections += [(f"peers.{index}", peer) for index, peer in enumerate(recipe.peers or [])]
+    sections += [(f"teachers.{index}", teacher) for index, teacher in enumerate(recipe.teachers or [])]
     for key, section in sections:
         check_consent(section.model, trust_code, f"recipe key '{key}.model': model")
 
@@ -77,7 +78,8 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
 
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:
     """Jitter shifts images by fewer pixels than their side: checked now, not after the teacher has trained."""
-    for key, train in (("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)):
+    members = [(f"teachers.{index}.train", item.train) for index, item in enumerate(recipe.teachers or [])]
+    for key, train in (("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train), *members):
         if train is None or not train.jitter:
             continue
         if len(input_shape) != 3:
@@ -92,6 +94,10 @@ def build_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = F
     """A distillation :class:`Job` whose factories build fresh models and data for each seed."""
     load_data, model = _data_and_models(recipe, trust_code)
     teacher, student, items = recipe.teacher, recipe.student, recipe.knowledge
+    if recipe.teachers is not None and student is not None and items is not None:
+        from mentor.recipes.teachers import build_multi_job
+
+        return build_multi_job(recipe, load_data, model, progress)
     if teacher is None or student is None or items is None:
         raise MentorError("a distillation recipe needs teacher, student and knowledge")
     return Job(

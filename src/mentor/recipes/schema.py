@@ -103,6 +103,27 @@ class Teacher(Model):
     train: Train | None = Field(None, description="how to train the teacher (defaults to the recipe's train section)")
 
 
+class Subset(Section):
+    start: float = Field(0.0, ge=0.0, le=1.0, description="first fraction of the (seeded) shuffled samples kept")
+    stop: float = Field(1.0, ge=0.0, le=1.0, description="fraction where the kept part ends")
+    classes: list[int] | None = Field(None, min_length=1, description="keep only these classes (before start-stop)")
+
+    @model_validator(mode="after")
+    def _forward(self) -> Subset:
+        if self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be above start ({self.start}); e.g. start: 0.0, stop: 0.5")
+        return self
+
+
+class MemberTeacher(Teacher):
+    subset: Subset | None = Field(None, description="the part of the training split this teacher learns from")
+
+
+class Weighting(Section):
+    name: str = Field(description="teacher weighting (`mentor list weightings`): uniform, fixed, adaptive, ...")
+    params: dict[str, Any] = Field(default_factory=dict, description="the weighting's parameters")
+
+
 class WeightSchedule(Section):
     warmup: float = Field(0.0, ge=0.0, description="epochs over which the weight rises linearly from 0")
     rampdown_from: float | None = Field(None, ge=0.0, description="epoch at which a linear decrease to 0 starts")
@@ -165,6 +186,9 @@ class Recipe(Section):
                                                                                     "(distinct, 0 <= seed < 2^32)")
     data: Data = Field(default_factory=Data)
     teacher: Teacher | None = Field(None, description="distillation: the teacher (trained first, or loaded)")
+    teachers: list[MemberTeacher] | None = Field(None, min_length=1, description="distillation from several "
+                                                 "teachers (instead of teacher), each on an optional subset")
+    weighting: Weighting | None = Field(None, description="several teachers: how the teachers are weighted")
     student: Model | None = Field(None, description="distillation: the student")
     knowledge: list[Knowledge] | None = Field(
         None, min_length=1, description="distillation: one method, or several combined into one objective"
@@ -209,6 +233,10 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _one_kind_of_run(self) -> Recipe:
+        if self.teacher is not None and self.teachers is not None:
+            raise ValueError("give teacher (one) or teachers (several), not both")
+        if self.weighting is not None and self.teachers is None:
+            raise ValueError("weighting weighs several teachers: give teachers (a list) instead of teacher")
         if self.pate is not None:
             missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
             extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
@@ -217,12 +245,13 @@ class Recipe(Section):
                 raise ValueError(f"a pate recipe needs teacher and student{no}"
                                  + (f"; missing {', '.join(missing)}" if missing else ""))
             return self
-        distill = {"teacher": self.teacher, "student": self.student, "knowledge": self.knowledge}
+        distill = {"teacher": self.teacher or self.teachers, "student": self.student, "knowledge": self.knowledge}
         scheme = {"scheme": self.scheme, "peers": self.peers}
         if self.scheme is None and self.peers is None:
             missing = [key for key, value in distill.items() if value is None]
             if missing:
-                raise ValueError(f"a distillation recipe needs {', '.join(missing)} (or give scheme and peers)")
+                raise ValueError(f"a distillation recipe needs {', '.join(missing)} (teacher or teachers; or give "
+                                 "scheme and peers)")
         else:
             missing = [key for key, value in scheme.items() if value is None]
             extra = [key for key, value in distill.items() if value is not None]

@@ -218,6 +218,8 @@ class Run:
         folder = self.path / CHECKPOINTS / f"seed{seed}" / role
         if not folder.is_dir():
             teacher_file = (self.recipe.get("teacher") or {}).get("checkpoint")
+            if self._member(role) is not None and self._member(role).get("checkpoint"):  # type: ignore[union-attr]
+                return Path(self._member(role)["checkpoint"])  # type: ignore[index]
             if role == "teacher" and teacher_file:
                 return Path(teacher_file)
             raise MentorError(f"run {str(self.path)!r} has no checkpoint of role {role!r} for seed {seed} "
@@ -232,10 +234,25 @@ class Run:
                 return folder / name
         raise MentorError(f"run {str(self.path)!r} has no best.pt or last.pt in {folder} for role {role!r}")
 
+    def _member(self, role: str) -> dict[str, Any] | None:
+        """The ``teachers:`` item of role ``teacherN`` in a run with several teachers."""
+        match = re.fullmatch(r"teacher(\d+)", role)
+        members = self.recipe.get("teachers")
+        if match and isinstance(members, list) and int(match.group(1)) < len(members):
+            return members[int(match.group(1))]
+        return None
+
+    def _python_member(self, role: str) -> None:
+        """A member ``teacherN`` of an Ensemble given from Python: described by the ``teacher`` section alone."""
+        if re.fullmatch(r"teacher\d+", role) and self._member(role) is None and self.recipe.get("teacher"):
+            self._buildable(self.model_section("teacher")["model"])
+
     def model_section(self, role: str) -> dict[str, Any]:
         """The recipe section that builds ``role``'s model (``teacher``, ``student``, or a ``peers`` entry)."""
         if role == "teacher" and isinstance(self.recipe.get("teacher"), dict):
             return self.recipe["teacher"]
+        if self._member(role) is not None:
+            return self._member(role)  # type: ignore[return-value]
         if role.startswith("student") and isinstance(self.recipe.get("student"), dict):
             return self.recipe["student"]
         peers = self.recipe.get("peers") or []
@@ -259,7 +276,11 @@ class Run:
                                   f"{seed} (expected {folder})")
             peers = self.recipe.get("peers") or []
             self._buildable(self.scheme, *(peer.get("model") for peer in peers if isinstance(peer, dict)))
+        elif role == "teacher" and isinstance(self.recipe.get("teachers"), list):
+            for index in range(len(self.recipe["teachers"])):
+                self.available(f"teacher{index}", seed)
         else:
+            self._python_member(role)
             self.weights_path(role, seed)
             self._buildable(self.model_section(role)["model"])
 
@@ -313,6 +334,9 @@ class Run:
             if role not in restored:
                 raise unknown("model", role, restored, where=f"the {self.scheme} scheme of run {str(self.path)!r}")
             return restored[role].eval()
+        if role == "teacher" and isinstance(self.recipe.get("teachers"), list):  # several teachers: their ensemble
+            return Ensemble([self.build_model(f"teacher{i}", seed) for i in range(len(self.recipe["teachers"]))]).eval()
+        self._python_member(role)
         path = self.weights_path(role, seed)
         section = self.model_section(role)
         self._buildable(section["model"])

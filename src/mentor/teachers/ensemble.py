@@ -1,4 +1,8 @@
-"""Several models as one predictor (survey §4.2: averaging teachers with identical importance weights)."""
+"""Several models as one predictor (survey §4.2: averaging teachers with identical importance weights).
+
+As the teacher of a run it holds the teachers of multi-teacher distillation: tapping ``members.m`` gives
+teacher ``m``'s logits (:mod:`mentor.teachers.weighting`), so every teacher is frozen and cached as one.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ class Ensemble(nn.Module):
     def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
         super().__init__()
         if not members:
-            raise MentorError("an Ensemble needs at least one member")
+            raise MentorError("The 'members' parameter of Ensemble (recipe key 'teachers') must list at least one "
+                              "teacher. Got an empty list; give one or more models")
         weights = list(weights) if weights is not None else [1.0] * len(members)
         if len(weights) != len(members) or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise MentorError(f"Ensemble weights must be {len(members)} non-negative numbers with a positive sum; "
@@ -32,6 +37,11 @@ class Ensemble(nn.Module):
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32) / sum(weights))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        pairs = zip(self.weights, self.members, strict=True)
-        probabilities = sum(weight * torch.softmax(member(inputs), dim=1) for weight, member in pairs)
+        logits = [member(inputs) for member in self.members]
+        for index, value in enumerate(logits):
+            if value.shape != logits[0].shape:
+                raise MentorError(f"teachers[{index}] outputs shape {tuple(value.shape[1:])} but teachers[0] "
+                                  f"{tuple(logits[0].shape[1:])}; give every teacher the same num_classes")
+        pairs = zip(self.weights, logits, strict=True)
+        probabilities = sum(weight * torch.softmax(value, dim=1) for weight, value in pairs)
         return torch.log(probabilities.clamp_min(1e-12))

@@ -1,0 +1,230 @@
+"""Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
+
+    mentor bench teachers [--epochs 10] [--teacher-epochs 8] [--seeds 0,1,2] [--methods uniform,adaptive]
+                          [--jobs 2] [--out DIR] [--limit 12000] [--set KEY=VALUE]
+
+Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
+images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
+reused by every run: a CNN on the first half of the (seeded) shuffled samples, an MLP on the second half, and
+a wider CNN on the classes 0-6 only (an expert that never saw sandals, shirts, sneakers, bags or boots). One
+small CNN student. Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
+
+Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
+objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
+(AMTML-KD, with multi-group hints), ``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
+per-teacher losses summed); ``relative similarity`` (You et al. 2017). Protocol: each method tries the
+temperatures τ ∈ {2, 4} (seed 0; for the student alone, one run) and keeps the best on validation; the chosen
+configuration then runs with the other seeds. The test set is never looked at for a choice.
+
+Reported: test accuracy mean ± std over seeds, the gain over the student alone and over the best single
+teacher's KD, and whether each gain exceeds the seeds' spread (gain > √(std² + std_reference²)). Written into
+BENCHMARKS.md between ``<!-- teachers:start -->`` and ``<!-- teachers:end -->``. Finished runs are kept in
+``--out`` and reused, so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+from mentor.report import mean_std  # noqa: E402
+
+TEACHER_TRAIN = {"epochs": 8, "batch_size": 128, "scheduler": {"name": "cosine"},
+                 "optimizer": {"name": "adam", "lr": 0.002}}
+TEACHERS = [
+    {"model": "cnn-small", "subset": {"start": 0.0, "stop": 0.5}},
+    {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
+    {"model": "cnn", "options": {"channels": [32, 64]}, "subset": {"classes": [0, 1, 2, 3, 4, 5, 6]}},
+]
+HINT_LAYERS = ["stage2", "act2", "stage2"]  # the teachers' last hidden layers
+STUDENT = {"model": "cnn", "options": {"channels": [8, 16]}}
+TEMPERATURES = [2.0, 4.0]
+ALPHA = 0.7
+METHODS: dict[str, dict[str, Any]] = {
+    "single": {"method": "kd", "params": {"alpha": ALPHA}},
+    "uniform": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "uniform"}},
+    "fixed": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "fixed"}},
+    "adaptive": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {
+        "name": "adaptive", "params": {"feature": "stage2", "hint_weight": 0.5,
+                                       "hints": [{"student": "stage2", "teachers": HINT_LAYERS}]}}},
+    "reinforced": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "reinforced"}},
+    "domain": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "domain"}},
+    "voting": {"method": "multi-teacher", "params": {"alpha": ALPHA, "combine": "vote"},
+               "weighting": {"name": "uniform"}},
+    "relative similarity": {"method": "relative-similarity", "params": {"alpha": ALPHA, "student": "stage2"}},
+}
+ALONE = "student alone"
+
+
+def base_recipe(epochs: int, teacher_epochs: int, limit: int) -> dict[str, Any]:
+    return {
+        "name": "bench-teachers",
+        "data": {"name": "fashion-mnist", "validation": 0.1, "limit": limit},
+        "teachers": [{**teacher, "train": {**TEACHER_TRAIN, "epochs": teacher_epochs}} for teacher in TEACHERS],
+        "student": STUDENT,
+        "knowledge": {"method": "multi-teacher"},
+        "train": {"epochs": epochs, "batch_size": 128, "scheduler": {"name": "cosine"},
+                  "optimizer": {"name": "adam", "lr": 0.005}},
+        "compare": {"student_alone": False},
+        "latency_batch": 1,
+    }
+
+
+def recipe_for(base: dict[str, Any], name: str, temperature: float, seed: int, checkpoints: list[Path],
+               validation: list[float]) -> dict[str, Any]:
+    """The recipe of one run: a method (or the student alone) at τ, the trained teachers loaded."""
+    recipe = json.loads(json.dumps(base))
+    recipe["seeds"] = [seed]
+    for teacher, checkpoint in zip(recipe["teachers"], checkpoints, strict=True):
+        teacher["checkpoint"] = str(checkpoint)
+    if name in (ALONE, "single"):
+        best = max(range(len(checkpoints)), key=lambda index: validation[index])
+        recipe["teacher"] = {key: value for key, value in recipe.pop("teachers")[best].items() if key != "subset"}
+        recipe["knowledge"] = ({"method": "general", "params": {"ce": 1.0}} if name == ALONE else
+                               {"method": "kd", "params": {**METHODS[name]["params"], "temperature": temperature}})
+        return recipe
+    spec = json.loads(json.dumps(METHODS[name]))
+    recipe["knowledge"] = {"method": spec["method"], "params": {**spec["params"], "temperature": temperature}}
+    if "weighting" in spec:
+        recipe["weighting"] = spec["weighting"]
+        if spec["weighting"]["name"] == "fixed":
+            recipe["weighting"]["params"] = {"weights": validation}
+    return recipe
+
+
+def run_all(runs: dict[Path, dict[str, Any]], jobs: int, overrides: list[str]) -> None:
+    """Run the recipes whose folder holds no finished run of the same recipe and overrides, ``jobs`` at a time
+    with one thread each (the recipe and the overrides are kept beside the folder as ``FOLDER.yaml``)."""
+    def text(recipe: dict[str, Any]) -> str:
+        return yaml.safe_dump({**recipe, "description": f"overrides: {overrides}"}, sort_keys=False)
+
+    def finished(folder: Path, recipe: dict[str, Any]) -> bool:
+        path = folder.with_suffix(".yaml")
+        return (folder / "summary.json").is_file() and path.is_file() and path.read_text() == text(recipe)
+
+    todo = {folder: recipe for folder, recipe in runs.items() if not finished(folder, recipe)}
+    commands = []
+    for folder, recipe in todo.items():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        path = folder.with_suffix(".yaml")
+        path.write_text(text(recipe))
+        command = [sys.executable, "-m", "mentor", "run", str(path), "--out", str(folder), "--quiet", "--force"]
+        commands.append(command + [part for override in overrides for part in ("--set", override)])
+    for child, folder in zip(_common.run_children(commands, jobs, threads=1), todo, strict=True):
+        child.check(f"run {folder.name}")
+        print(f"  {folder.name}: {child.seconds:.0f} s", flush=True)
+
+
+def records(folder: Path, run: str) -> list[dict[str, Any]]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, filter(None, lines)) if record.get("run") == run]
+
+
+def student(folder: Path) -> dict[str, float]:
+    """Test accuracy and best validation accuracy of a run's distilled student."""
+    summary = json.loads((folder / "summary.json").read_text())
+    validation = max(r["val/student/accuracy"] for r in records(folder, "student-distilled"))
+    return {"test": summary["models"]["student distilled"]["accuracy"][0], "validation": validation}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="mentor bench teachers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every student run")
+    parser.add_argument("--teacher-epochs", type=int, default=TEACHER_TRAIN["epochs"], help="epochs of each teacher")
+    parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
+    parser.add_argument("--out", default="runs/bench-teachers")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for every run (e.g. train.batch_size=64)")
+    args = parser.parse_args()
+    seeds, methods = [int(s) for s in args.seeds.split(",")], [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    out = Path(args.out)
+    base = base_recipe(args.epochs, args.teacher_epochs, args.limit)
+
+    # 1. the teachers, trained once (seed 0) on their subsets
+    first = out / "teachers"
+    teachers_recipe = {**base, "seeds": [0], "train": {**base["train"], "epochs": 1}}
+    run_all({first: teachers_recipe}, args.jobs, args.set)
+    checkpoints = [first / "checkpoints" / "seed0" / f"teacher{index}" / "best.pt" for index in range(len(TEACHERS))]
+    validation = [max(r["val/student/accuracy"] for r in records(first, f"teacher{index}"))
+                  for index in range(len(TEACHERS))]
+    tested = json.loads((first / "summary.json").read_text())["models"]
+
+    # 2. each method's temperature on validation (seed 0), 3. the other seeds with the chosen one
+    def folder(name: str, temperature: float, seed: int) -> Path:
+        return out / f"{name.replace(' ', '-')}-t{temperature:g}-seed{seed}"
+
+    grid = {name: ([TEMPERATURES[0]] if name == ALONE else TEMPERATURES) for name in [ALONE, *methods]}
+    run_all({folder(name, t, seeds[0]): recipe_for(base, name, t, seeds[0], checkpoints, validation)
+             for name, temperatures in grid.items() for t in temperatures}, args.jobs, args.set)
+    chosen = {name: max(temperatures, key=lambda t, name=name: student(folder(name, t, seeds[0]))["validation"])
+              for name, temperatures in grid.items()}
+    run_all({folder(name, chosen[name], seed): recipe_for(base, name, chosen[name], seed, checkpoints, validation)
+             for name in grid for seed in seeds[1:]}, args.jobs, args.set)
+    results = {name: [student(folder(name, chosen[name], seed))["test"] for seed in seeds] for name in grid}
+    write(args, seeds, results, chosen, tested, validation)
+
+
+def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
+    """The gain in points over ``reference`` and whether it exceeds the seeds' spread."""
+    difference = 100 * (statistics.fmean(values) - statistics.fmean(reference))
+    spread = 100 * math.hypot(_std(values), _std(reference))
+    return f"{difference:+.2f}", "yes" if difference > spread else ("no" if difference > 0 else "—")
+
+
+def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[float]], chosen: dict[str, float],
+          tested: dict[str, Any], validation: list[float]) -> None:
+    rows = [[f"teacher{index} ({TEACHERS[index]['model']}, {_subset(TEACHERS[index]['subset'])})",
+             f"{100 * tested[f'teacher{index}']['accuracy'][0]:.2f}", "", "", "", "", f"val {100 * value:.2f}"]
+            for index, value in enumerate(validation)]
+    rows.append(["the teachers' ensemble (uniform average)", f"{100 * tested['teacher']['accuracy'][0]:.2f}",
+                 "", "", "", "", ""])
+    single = results.get("single")
+    for name, values in results.items():
+        versus_alone = gain(values, results[ALONE]) if name != ALONE else ("", "")
+        versus_single = gain(values, single) if single is not None and name not in (ALONE, "single") else ("", "")
+        rows.append([name if name == ALONE else f"`{name}`", mean_std(values, 100), *versus_alone,
+                     *versus_single, f"τ {chosen[name]:g}" if name != ALONE else ""])
+    header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
+              "gain vs single KD", "beyond spread", "chosen"]
+    body = _common.section_body(_common.invocation("teachers"), [
+        f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "
+        f"images. Three teachers trained once on their subsets (Adam, {args.teacher_epochs} epochs); student "
+        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, Adam lr 0.005, cosine schedule, α = {ALPHA}. "
+        f"τ ∈ {TEMPERATURES} chosen on validation (seed {seeds[0]}); `single` is KD from the teacher with the best "
+        "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
+        "multi-group hints onto the teachers' last hidden layers.",
+        "", _common.table(header, rows)])
+    print(body)
+    if not args.no_write:
+        _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
+
+
+def _subset(subset: dict[str, Any]) -> str:
+    if "classes" in subset:
+        return f"classes {subset['classes'][0]}-{subset['classes'][-1]}"
+    return f"{subset['start']:.0%}-{subset['stop']:.0%} of the samples"
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+if __name__ == "__main__":
+    main()
