@@ -19,6 +19,8 @@ from mentor.pipelines.distill import Job
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
 from mentor.schemes import SCHEMES
+from mentor.teachers.assistant import Assistant
+from mentor.teachers.student_friendly import StudentFriendlyTeacher
 
 
 def weighted(item: schema.Knowledge) -> Plan:
@@ -48,6 +50,7 @@ def check_consent_to_models(recipe: schema.Recipe, trust_code: bool) -> None:
     sections = [(role, section) for role, section in (("teacher", recipe.teacher), ("student", recipe.student))
                 if section is not None]
     sections += [(f"peers.{index}", peer) for index, peer in enumerate(recipe.peers or [])]
+    sections += [(f"assistants.{index}", assistant) for index, assistant in enumerate(recipe.assistants or [])]
     for key, section in sections:
         check_consent(section.model, trust_code, f"recipe key '{key}.model': model")
 
@@ -77,7 +80,9 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
 
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:
     """Jitter shifts images by fewer pixels than their side: checked now, not after the teacher has trained."""
-    for key, train in (("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)):
+    trains = [("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)]
+    trains += [(f"assistants.{index}.train", assistant.train) for index, assistant in enumerate(recipe.assistants or [])]
+    for key, train in trains:
         if train is None or not train.jitter:
             continue
         if len(input_shape) != 3:
@@ -106,6 +111,11 @@ def build_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = F
         settings=fit_settings(recipe.train, progress),
         student_alone=recipe.compare.student_alone,
         latency_batch=recipe.latency_batch,
+        student_friendly=StudentFriendlyTeacher(lambda: model(student), teacher.student_friendly.model_dump(),
+                                                where="teacher.student_friendly.") if teacher.student_friendly else None,
+        assistants=[Assistant(lambda section=section: model(section),
+                              fit_settings(section.train, progress) if section.train else None)
+                    for section in recipe.assistants or []],
     )
 
 
