@@ -81,7 +81,8 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:
     """Jitter shifts images by fewer pixels than their side: checked now, not after the teacher has trained."""
     trains = [("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)]
-    trains += [(f"assistants.{index}.train", assistant.train) for index, assistant in enumerate(recipe.assistants or [])]
+    trains += [(f"assistants.{index}.train", assistant.train)
+               for index, assistant in enumerate(recipe.assistants or [])]
     for key, train in trains:
         if train is None or not train.jitter:
             continue
@@ -112,7 +113,7 @@ def build_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = F
         student_alone=recipe.compare.student_alone,
         latency_batch=recipe.latency_batch,
         student_friendly=StudentFriendlyTeacher(lambda: model(student), teacher.student_friendly.model_dump(),
-                                                where="teacher.student_friendly.") if teacher.student_friendly else None,
+                                                "teacher.student_friendly.") if teacher.student_friendly else None,
         assistants=[Assistant(lambda section=section: model(section),
                               fit_settings(section.train, progress) if section.train else None)
                     for section in recipe.assistants or []],

@@ -66,7 +66,7 @@ def student_friendly_parts(teacher_logits: torch.Tensor, branch_logits: list[tor
 
 
 class Transform(nn.Module):
-    """T_i: teacher feature ``(C^T, H^T, W^T)`` or ``(D^T,)`` -> the student's shape ``(C^S, H^S, W^S)`` or ``(D^S,)``."""
+    """T_i: a teacher feature ``(C^T, H^T, W^T)`` or ``(D^T,)`` -> the student's ``(C^S, H^S, W^S)`` or ``(D^S,)``."""
 
     def __init__(self, teacher_shape: torch.Size, student_shape: torch.Size) -> None:
         super().__init__()
@@ -162,8 +162,8 @@ class StudentFriendlyTraining(Scheme):
             student_shape = _feature_shape(target, setting(self.where, "student_blocks"),
                                            f"student's block {index} output")
             if len(teacher_shape) != len(student_shape):
-                raise MentorError(f"{setting(self.where, 'teacher_blocks')}: teacher block {index} outputs {tuple(teacher_shape)} "
-                                  f"but student block {index} outputs {tuple(student_shape)}; cut both at maps or "
+                raise MentorError(f"{setting(self.where, 'teacher_blocks')}: teacher block {index} outputs "
+                                  f"{tuple(teacher_shape)} but student block {index} outputs {tuple(student_shape)}; cut both at maps or "
                                   "both at vectors")
             transforms.append(Transform(teacher_shape, student_shape).to(feature.device))
         self.branches = Branches(transforms, self.student_copy[1:]).to(batch.inputs.device)
@@ -220,8 +220,8 @@ class StudentFriendlyTeacher:
         except MentorError:
             raise
         except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
-            raise MentorError(f"{setting(self.where, 'student_blocks')}: the student's blocks cannot run on the teacher's "
-                              f"transformed features: {type(error).__name__}: {clip(str(error))}; cut the student "
+            raise MentorError(f"{setting(self.where, 'student_blocks')}: the student's blocks cannot run on the "
+                              f"teacher's transformed features: {type(error).__name__}: {clip(str(error))}; cut the student "
                               "where its blocks take feature maps (e.g. after each stage)") from None
 
     def fit(self, teacher: nn.Module, data: Splits, settings: FitSettings, *, log: MetricsLog | None = None,
