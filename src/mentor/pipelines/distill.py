@@ -233,7 +233,8 @@ def check(job: Job) -> None:
     if job.student_friendly is not None and job.teacher_settings is not None and job.teacher_checkpoint is None:
         job.student_friendly.check(teacher, sample)
     chain = [teacher, *(model for _, model in assistants), *([student] if assistants else [])]
-    for trained, teaching in [(student, teacher), *zip(chain[1:], chain[:-1], strict=True)]:  # the direct pair, then the chain
+    pairs = [(student, teacher), *zip(chain[1:], chain[:-1], strict=True)]  # the direct pair, then the chain
+    for trained, teaching in pairs:
         for stage in as_stages(job.plan()):
             scheme = Offline(trained, stage.objective, teaching)
             try:

@@ -163,8 +163,8 @@ class StudentFriendlyTraining(Scheme):
                                            f"student's block {index} output")
             if len(teacher_shape) != len(student_shape):
                 raise MentorError(f"{setting(self.where, 'teacher_blocks')}: teacher block {index} outputs "
-                                  f"{tuple(teacher_shape)} but student block {index} outputs {tuple(student_shape)}; cut both at maps or "
-                                  "both at vectors")
+                                  f"{tuple(teacher_shape)} but student block {index} outputs {tuple(student_shape)}; "
+                                  "cut both at maps or both at vectors")
             transforms.append(Transform(teacher_shape, student_shape).to(feature.device))
         self.branches = Branches(transforms, self.student_copy[1:]).to(batch.inputs.device)
 
@@ -221,8 +221,8 @@ class StudentFriendlyTeacher:
             raise
         except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
             raise MentorError(f"{setting(self.where, 'student_blocks')}: the student's blocks cannot run on the "
-                              f"teacher's transformed features: {type(error).__name__}: {clip(str(error))}; cut the student "
-                              "where its blocks take feature maps (e.g. after each stage)") from None
+                              f"teacher's transformed features: {type(error).__name__}: {clip(str(error))}; cut the "
+                              "student where its blocks take feature maps (e.g. after each stage)") from None
 
     def fit(self, teacher: nn.Module, data: Splits, settings: FitSettings, *, log: MetricsLog | None = None,
             checkpoints: Path | None = None) -> list[FitResult]:
