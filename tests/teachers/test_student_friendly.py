@@ -169,7 +169,8 @@ def test_python_api_trains_the_teacher_in_place() -> None:
     student = mentor.models.create("cnn-tiny", data.num_classes, data.input_shape)
     before = {key: value.clone() for key, value in student.state_dict().items()}
     result = mentor.teachers.train_student_friendly(teacher, student, data, teacher_blocks=["stage1"],
-                                                    student_blocks=["stage1"], epochs=1, batch_size=32, progress=False)
+                                                    student_blocks=["stage1"], epochs=1, batch_size=32, progress=False,
+                                                    latency_batch=4)
     assert result.models["teacher"] is teacher
     record = result.history("teacher")[-1]
     assert {"train/ce", "train/ce/branch1", "train/kl/branch1", "val/branch1/accuracy"} <= set(record)
@@ -185,7 +186,7 @@ def test_python_api_trains_the_teacher_in_place() -> None:
 def test_builtin_recipe_runs_evaluates_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "sftn"
     quick = ["--set", "seeds=[0]", "--set", "data.limit=120", "--set", "train.epochs=1", "--set",
-             "teacher.train.epochs=1", "--set", "compare.student_alone=false", "--quiet"]
+             "teacher.train.epochs=1", "--set", "compare.student_alone=false", "--set", "latency_batch=4", "--quiet"]
     assert main(["run", "sftn", "--out", str(out), *quick]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["models"]) == ["student distilled", "teacher"]
