@@ -102,7 +102,8 @@ def test_an_assistant_that_runs_code_needs_consent(tmp_path: Path, capsys: pytes
 def test_builtin_recipe_runs_evaluates_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "takd"
     quick = ["--set", "seeds=[0]", "--set", "data.limit=120", "--set", "train.epochs=1", "--set",
-             "teacher.train.epochs=1", "--set", "compare.student_alone=false", "--set", "teacher.model=cnn-small", "--set", "latency_batch=4",
+             "teacher.train.epochs=1", "--set", "compare.student_alone=false", "--set", "teacher.model=cnn-small",
+             "--set", "latency_batch=4",
              "--set", "assistants.0.options.channels=[8, 16]", "--set", "assistants.0.train={epochs: 2}", "--quiet"]
     assert main(["run", "takd", "--out", str(out), *quick]) == 0
     summary = json.loads((out / "summary.json").read_text())
