@@ -99,6 +99,19 @@ def test_an_assistant_that_runs_code_needs_consent(tmp_path: Path, capsys: pytes
     assert "assistants.0.model" in capsys.readouterr().err
 
 
+def test_a_python_run_directory_evaluates_every_model(data: mentor.data.Splits, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    teacher, student = build(data, "cnn-small"), build(data, "cnn-tiny")
+    assistant = build(data, "cnn", channels=[8, 16])
+    mentor.distill(teacher, student, data, mentor.knowledge.create("kd"), assistants=[assistant], epochs=1,
+                   batch_size=32, progress=False, latency_batch=4, out=tmp_path / "run")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--model", "assistant0"]) == 0
+    assert main(["eval", str(tmp_path / "run"), "--model", "student-via-assistants"]) == 0
+    assert "student-via-assistants (seed 0)" in capsys.readouterr().out
+
+
 def test_builtin_recipe_runs_evaluates_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "takd"
     quick = ["--set", "seeds=[0]", "--set", "data.limit=120", "--set", "train.epochs=1", "--set",

@@ -18,8 +18,9 @@ point of the method. The student blocks are one copy of the student, shared by t
 B^S_{i+1..n}), trained with the teacher and then discarded: the student is distilled from scratch from
 the trained teacher with any method (KD by default), as in the paper.
 
-Defaults: λ_T = 1, λ_R^CE = 1, λ_R^KL = 3 and τ = 1, the paper's settings for its CIFAR-100 experiments
-(at τ = 1 the τ² factor is 1; it keeps the soft term's gradient scale when τ is changed).
+Defaults: λ_T = 1, λ_R^CE = 1, λ_R^KL = 3 and τ = 1, the paper's settings for its CIFAR-100 experiments: the
+soft terms weigh more than the hard ones, and the branches are compared with the teacher's plain softmax (at
+τ = 1 the τ² factor is 1; it keeps the soft term's gradient scale when τ is changed).
 """
 
 from __future__ import annotations
@@ -129,7 +130,15 @@ def _feature_shape(value: torch.Tensor, key: str, what: str) -> torch.Size:
 class StudentFriendlyTraining(Scheme):
     """Train ``teacher`` with student branches (module docstring); the student blocks come from a copy of ``student``.
 
+    Args:
+        teacher: the model trained (in place); a plain ``nn.Sequential`` down to each cut.
+        student: the student architecture; a copy of it is cut into the branch blocks.
+        teacher_blocks, student_blocks: the module paths after which each model is cut, as many for both.
+        teacher_weight, branch_ce_weight, branch_kl_weight, temperature: λ_T, λ_R^CE, λ_R^KL and τ.
+        where: the recipe section named in errors (``"teacher.student_friendly."``; empty: parameters).
+
     Predictors: ``teacher`` (selected on validation) and ``branch1``.. (each branch as a classifier).
+    Trained modules (checkpoint keys): ``teacher`` and ``branches``.
     """
 
     def __init__(self, teacher: nn.Module, student: nn.Module, teacher_blocks: list[str], student_blocks: list[str],
