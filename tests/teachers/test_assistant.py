@@ -93,6 +93,16 @@ def test_assistants_must_be_models_and_belong_to_distillation(data: mentor.data.
                   "assistants": [{"model": "cnn", "epochs": 3}]})
 
 
+def test_a_method_that_cannot_pair_two_chain_models_fails_before_training(data: mentor.data.Splits) -> None:
+    teacher, student, assistant = build(data, "cnn-medium"), build(data, "cnn-small"), build(data, "cnn-small")
+    before = {key: value.clone() for key, value in assistant.state_dict().items()}
+    plan = mentor.knowledge.create("fitnet", hint="stage3", guided="stage2")  # the assistant has no stage3
+    with pytest.raises(MentorError, match="stage3") as error:
+        mentor.distill(teacher, student, data, plan, assistants=[assistant], epochs=5, progress=False)
+    assert "\n" not in str(error.value)
+    assert all(torch.equal(value, assistant.state_dict()[key]) for key, value in before.items())
+
+
 def test_an_assistant_that_runs_code_needs_consent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "takd", "--out", str(tmp_path / "run"), "--set", "assistants.0.model=os:getcwd", "--quiet"])
     assert code == 2

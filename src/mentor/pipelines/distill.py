@@ -232,23 +232,24 @@ def check(job: Job) -> None:
         check_outputs(name, model, data, sample)
     if job.student_friendly is not None and job.teacher_settings is not None and job.teacher_checkpoint is None:
         job.student_friendly.check(teacher, sample)
-    chain = [teacher, *(model for _, model in assistants), *([student] if assistants else [])]
-    pairs = [(student, teacher), *zip(chain[1:], chain[:-1], strict=True)]  # the direct pair, then the chain
-    for trained, teaching in pairs:
-        for stage in as_stages(job.plan()):
-            scheme = Offline(trained, stage.objective, teaching)
-            try:
-                scheme.setup(sample)
-                scheme.loss(sample, 0.0, job.settings.epochs)  # a parameter that breaks the arithmetic fails here
-            except MentorError:
-                raise
-            except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
-                raise MentorError(f"the knowledge objective ({stage.name}) cannot be computed on a sample batch "
-                                  f"of {data.name}: {type(error).__name__}: {clip(str(error))}; check its "
-                                  "params") from None
-            finally:
-                for frozen in teachers_in(scheme):
-                    frozen.release()
+    for stage in as_stages(job.plan()):
+        scheme = Offline(student, stage.objective, teacher)
+        try:
+            scheme.setup(sample)
+            scheme.loss(sample, 0.0, job.settings.epochs)  # a parameter that breaks the arithmetic fails here
+        except MentorError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
+            raise MentorError(f"the knowledge objective ({stage.name}) cannot be computed on a sample batch of "
+                              f"{data.name}: {type(error).__name__}: {clip(str(error))}; check its params") from None
+        finally:
+            for frozen in teachers_in(scheme):
+                frozen.release()
+    if assistants:
+        from mentor.teachers.assistant import check_chain
+
+        check_chain([teacher, *(model for _, model in assistants), student], job.plan, sample, data.name,
+                    job.settings.epochs)
     stage_epochs(as_stages(job.plan()), job.settings.epochs)
 
 

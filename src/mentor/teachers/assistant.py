@@ -19,6 +19,7 @@ a run's table holds ``assistant0``, ``assistant1``, ... and ``student via assist
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +28,11 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from mentor.batch import Batch
 from mentor.engine import FitSettings, MetricsLog, seed_everything
+from mentor.errors import MentorError, clip
+from mentor.knowledge import as_stages
+from mentor.teachers.frozen import teachers_in
 
 if TYPE_CHECKING:
     from mentor.data import Splits
@@ -63,6 +68,34 @@ class Chain:
     plan: Callable[[], Plan]
     settings: FitSettings
     latency_batch: int = 256
+
+
+def check_chain(models: list[nn.Module], plan: Callable[[], Plan], sample: Batch, data_name: str,
+                epochs: int) -> None:
+    """Compute each stage's objective once on ``sample`` (``models``: the teacher, the assistants, the student),
+    so that a method that cannot pair two models of the chain fails in one line before anything trains.
+    It runs on copies: a training-mode step would move the given models' BatchNorm statistics."""
+    from mentor.schemes import Offline
+
+    models = copy.deepcopy(models)
+
+    names = ["the teacher", *(assistant_role(index) for index in range(len(models) - 2)), "the student"]
+    for index, (trained, teaching) in enumerate(zip(models[1:], models[:-1], strict=True)):
+        for stage in as_stages(plan()):
+            scheme = Offline(trained, stage.objective, teaching)
+            try:
+                scheme.setup(sample)
+                scheme.loss(sample, 0.0, epochs)
+            except MentorError:
+                raise
+            except Exception as error:  # noqa: BLE001 - reported in one line, before anything is written
+                raise MentorError(f"the knowledge objective ({stage.name}) cannot be computed from "
+                                  f"{names[index]} to {names[index + 1]} on a sample batch of {data_name}: "
+                                  f"{type(error).__name__}: {clip(str(error))}; check the assistants' models "
+                                  "and the method's params") from None
+            finally:
+                for frozen in teachers_in(scheme):
+                    frozen.release()
 
 
 def train_chain(chain: Chain, teacher: nn.Module, data: Splits, seed: int, *, log: MetricsLog,
