@@ -108,10 +108,21 @@ SECTIONS = [()] + [path + (("0",) if typing.get_origin(_unwrap(info.annotation)[
                    for path, info in FIELDS if _section(info.annotation) is not None]
 
 
+OPTIONAL_SECTIONS: dict[tuple[str, ...], Any] = {
+    ("teacher", "student_friendly"): {"teacher_blocks": ["fc1"], "student_blocks": ["fc1"]},
+    ("assistants",): [{"model": "mlp-tiny"}],
+}
+"""Sections the base recipes leave out, added (valid) when the key under test lies inside them."""
+
+
 def base_for(path: tuple[str, ...]) -> dict[str, Any]:
     if path and path[0] in MULTI_ONLY:
         return copy.deepcopy(MULTI)
-    return copy.deepcopy(SCHEME if path and path[0] in SCHEME_ONLY else DISTILL)
+    base = copy.deepcopy(SCHEME if path and path[0] in SCHEME_ONLY else DISTILL)
+    for where, section in OPTIONAL_SECTIONS.items():
+        if path[:len(where)] == where:
+            put(base, where, copy.deepcopy(section))
+    return base
 
 
 def put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:

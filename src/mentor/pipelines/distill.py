@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,9 +27,13 @@ from mentor.losses.regression import supervised_objective
 from mentor.pipelines import multi, output
 from mentor.pipelines.options import settings as keyword_settings
 from mentor.pipelines.options import train_section
-from mentor.pipelines.result import Result, measure
+from mentor.pipelines.result import Measured, Result, measure
 from mentor.schemes import Offline
 from mentor.teachers.frozen import teachers_in
+
+if TYPE_CHECKING:
+    from mentor.teachers.assistant import Assistant
+    from mentor.teachers.student_friendly import StudentFriendlyTeacher
 
 ROLES = ("teacher", "student alone", "student distilled")
 
@@ -77,8 +81,10 @@ class Job:
     """Everything a distillation run needs, built and checked before anything is written.
 
     ``teacher_settings`` ``None`` means the teacher is given trained (the Python API); otherwise it is
-    loaded from ``teacher_checkpoint`` or trained with these settings. ``alone`` builds the student
-    trained alone (default: ``student``).
+    loaded from ``teacher_checkpoint`` or trained with these settings (with student branches when
+    ``student_friendly`` is set: :mod:`mentor.teachers.student_friendly`). ``alone`` builds the student
+    trained alone (default: ``student``). With ``assistants`` the student is also distilled through them
+    (:mod:`mentor.teachers.assistant`), each stage with a fresh plan from ``chain_plan`` (default: ``plan``).
     """
 
     name: str
@@ -94,6 +100,9 @@ class Job:
     latency_batch: int = 256
     alone: ModelFactory | None = None
     members: list[multi.Member] | None = None  # several teachers: ``teacher`` builds their Ensemble
+    student_friendly: StudentFriendlyTeacher | None = None
+    assistants: list[Assistant] = field(default_factory=list)
+    chain_plan: Callable[[], Plan] | None = None
 
 
 def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callable[[str], None] = print,
@@ -118,8 +127,9 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
         elif job.teacher_settings is None:
             keep_teacher(teacher, folder("teacher"))
         else:
-            best = fit_plan(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
-                            log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
+            train_teacher = job.student_friendly.fit if job.student_friendly is not None else fit_plan
+            best = train_teacher(teacher, data, replace(job.teacher_settings, seed=seed, resume=resume),
+                                 log=log.bind(run="teacher", seed=seed), checkpoints=folder("teacher"))[-1].best_epoch
         multi.measure_members(teacher, seed, data, result, job.latency_batch, echo)
         measured = result.add(measure("teacher", seed, teacher, data, job.latency_batch, best), teacher)
         echo(f"seed {seed}: teacher {measured.headline}")
@@ -135,6 +145,16 @@ def run(job: Job, out: Path | None, log: MetricsLog | None = None, echo: Callabl
                             log=log.bind(run=role.replace(" ", "-"), seed=seed), checkpoints=folder(role))
             measured = result.add(measure(role, seed, student, data, job.latency_batch, fits[-1].best_epoch), student)
             echo(f"seed {seed}: {role} {measured.headline}")
+        if job.assistants:
+            from mentor.teachers.assistant import Chain, train_chain  # the chain calls back into fit_plan
+
+            def report(measured: Measured, model: nn.Module, seed: int = seed) -> None:
+                result.add(measured, model)
+                echo(f"seed {seed}: {measured.role} {measured.headline}")
+
+            chain = Chain(job.assistants, job.alone or job.student, job.chain_plan or job.plan, job.settings,
+                          job.latency_batch)
+            train_chain(chain, teacher, data, seed, log=log, folder=folder, resume=resume, report=report)
     return result
 
 
@@ -155,11 +175,11 @@ def load_teacher(teacher: nn.Module, path: Path) -> None:
 
     state = checkpoint.load(path)
     weights = state.get("models", state)
-    if "models" in state and len(weights) != 1 and "student" not in weights:
+    if "models" in state and len(weights) != 1 and "student" not in weights and "teacher" not in weights:
         raise MentorError(f"teacher.checkpoint {str(path)!r} holds several models ({', '.join(sorted(weights))}); "
                           "give the checkpoint of one model, e.g. checkpoints/seed0/teacher/best.pt")
-    if "models" in state:
-        weights = weights["student"] if "student" in weights else next(iter(weights.values()))
+    if "models" in state:  # a trained model is "student" in its scheme, a student-friendly teacher "teacher"
+        weights = weights.get("student", weights.get("teacher", next(iter(weights.values()))))
     expected = teacher.state_dict()
     missing = [key for key in expected if key not in weights]
     unexpected = [key for key in weights if key not in expected]
@@ -209,7 +229,7 @@ def check_device(*fits: FitSettings | None) -> None:
 
 def check(job: Job) -> None:
     """Build every piece once on a sample batch so that mistakes surface before a run directory exists."""
-    check_device(job.settings, job.teacher_settings)
+    check_device(job.settings, job.teacher_settings, *(assistant.settings for assistant in job.assistants))
     data = job.load_data(job.seeds[0])
     sample = sample_batch(data.train, job.settings.batch_size)
     teacher, student = job.teacher(), (job.alone or job.student)()
@@ -217,8 +237,11 @@ def check(job: Job) -> None:
         load_teacher(teacher, job.teacher_checkpoint)
     if job.members is not None:
         multi.check_members(teacher, job.members, data, job.seeds[0])  # type: ignore[arg-type]
-    for name, model in (*multi.named_teachers(teacher), ("student", student)):
+    assistants = [(f"assistant{index}", assistant.model()) for index, assistant in enumerate(job.assistants)]
+    for name, model in (*multi.named_teachers(teacher), ("student", student), *assistants):
         check_outputs(name, model, data, sample)
+    if job.student_friendly is not None and job.teacher_settings is not None and job.teacher_checkpoint is None:
+        job.student_friendly.check(teacher, sample)
     plan = job.plan()
     multi.fit_domains(plan, job.members, data, job.seeds[0])
     for stage in as_stages(plan):
@@ -234,6 +257,11 @@ def check(job: Job) -> None:
         finally:
             for frozen in teachers_in(scheme):
                 frozen.release()
+    if assistants:
+        from mentor.teachers.assistant import check_chain
+
+        check_chain([teacher, *(model for _, model in assistants), student], job.plan, sample, data.name,
+                    job.settings.epochs)
     stage_epochs(as_stages(job.plan()), job.settings.epochs)
 
 
@@ -273,6 +301,7 @@ def distill(
     data: Splits,
     knowledge: Plan,
     *,
+    assistants: list[nn.Module] | None = None,
     baseline: bool = False,
     latency_batch: int = 256,
     out: str | Path | None = None,
@@ -290,6 +319,10 @@ def distill(
         student: any ``nn.Module`` with the same number of outputs (trained in place).
         data: train/validation/test splits (:func:`mentor.data.load`).
         knowledge: an Objective or stages (:func:`mentor.knowledge.create`).
+        assistants: untrained teacher assistants, largest first (TAKD, :mod:`mentor.teachers.assistant`):
+            each is distilled from the one before (the first from ``teacher``), then a fresh copy of the
+            untrained student from the last, every stage with a fresh copy of ``knowledge``; the result gains
+            ``assistant0``, ... and ``student via assistants`` beside ``student distilled``.
         baseline: also train a copy of the untrained student alone, for comparison.
         latency_batch: batch size of the latency measurement.
         out: a run directory to write (checkpoints, ``metrics.jsonl``, ``summary.json``, ``recipe.yaml``),
@@ -306,12 +339,19 @@ def distill(
         a :class:`Result`: ``table()`` (teacher, student alone, student distilled), ``accuracies()``,
         ``history("student distilled")`` (each epoch's loss terms), ``models``.
     """
+    from mentor.teachers.assistant import Assistant
+
+    if assistants is not None and not (isinstance(assistants, (list, tuple))
+                                       and all(isinstance(model, nn.Module) for model in assistants)):
+        raise MentorError("The 'assistants' parameter of mentor.distill must be a list of nn.Module (untrained "
+                          f"teacher assistants). Got {type(assistants).__name__} instead.")
     fit_settings = keyword_settings(settings, caller="mentor.distill", **options)
-    initial = copy.deepcopy(student)
+    initial, pristine = copy.deepcopy(student), copy.deepcopy(knowledge)
+    chain = [Assistant(lambda model=model: model) for model in assistants or []]
     job = Job(name=name, seeds=[fit_settings.seed], load_data=lambda seed: data, teacher=lambda: teacher,
               teacher_checkpoint=None, teacher_settings=None, student=lambda: student, plan=lambda: knowledge,
               settings=fit_settings, student_alone=baseline, latency_batch=latency_batch,
-              alone=lambda: copy.deepcopy(initial))
+              alone=lambda: copy.deepcopy(initial), assistants=chain, chain_plan=lambda: copy.deepcopy(pristine))
     check(replace(job, plan=lambda: copy.deepcopy(knowledge)))  # on a copy: a check's loss may move state (banks)
     folder = Path(out) if out is not None else None
     if folder is None:
@@ -323,6 +363,8 @@ def distill(
         teacher_section["checkpoint"] = str(teacher_file)
     sections = {"teacher": teacher_section, "student": output.model_section(student),
                 "knowledge": output.plan_section(knowledge), "train": train_section(fit_settings)}
+    if assistants:
+        sections["assistants"] = [output.model_section(model) for model in assistants]
     rest = {"name": name, "compare": {"student_alone": baseline}, "latency_batch": latency_batch}
     output.write_recipe(folder, output.describe("mentor.distill", data, fit_settings.seed, sections, rest))
     started = time.perf_counter()

@@ -19,6 +19,8 @@ from mentor.pipelines.distill import Job
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
 from mentor.schemes import SCHEMES
+from mentor.teachers.assistant import Assistant
+from mentor.teachers.student_friendly import StudentFriendlyTeacher
 
 
 def weighted(item: schema.Knowledge) -> Plan:
@@ -49,6 +51,7 @@ def check_consent_to_models(recipe: schema.Recipe, trust_code: bool) -> None:
                 if section is not None]
     sections += [(f"peers.{index}", peer) for index, peer in enumerate(recipe.peers or [])]
     sections += [(f"teachers.{index}", teacher) for index, teacher in enumerate(recipe.teachers or [])]
+    sections += [(f"assistants.{index}", assistant) for index, assistant in enumerate(recipe.assistants or [])]
     for key, section in sections:
         check_consent(section.model, trust_code, f"recipe key '{key}.model': model")
 
@@ -78,8 +81,11 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
 
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:
     """Jitter shifts images by fewer pixels than their side: checked now, not after the teacher has trained."""
-    members = [(f"teachers.{index}.train", item.train) for index, item in enumerate(recipe.teachers or [])]
-    for key, train in (("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train), *members):
+    trains = [("train", recipe.train), ("teacher.train", recipe.teacher and recipe.teacher.train)]
+    trains += [(f"teachers.{index}.train", item.train) for index, item in enumerate(recipe.teachers or [])]
+    trains += [(f"assistants.{index}.train", assistant.train)
+               for index, assistant in enumerate(recipe.assistants or [])]
+    for key, train in trains:
         if train is None or not train.jitter:
             continue
         if len(input_shape) != 3:
@@ -112,6 +118,11 @@ def build_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = F
         settings=fit_settings(recipe.train, progress),
         student_alone=recipe.compare.student_alone,
         latency_batch=recipe.latency_batch,
+        student_friendly=StudentFriendlyTeacher(lambda: model(student), teacher.student_friendly.model_dump(),
+                                                "teacher.student_friendly.") if teacher.student_friendly else None,
+        assistants=[Assistant(lambda section=section: model(section),
+                              fit_settings(section.train, progress) if section.train else None)
+                    for section in recipe.assistants or []],
     )
 
 

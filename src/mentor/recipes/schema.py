@@ -98,9 +98,43 @@ class Model(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="constructor options, e.g. {hidden: [128]}")
 
 
+class StudentFriendly(Section):
+    """SFTN (Park et al. 2021): the teacher trained with branches of the student (mentor.teachers.student_friendly)."""
+
+    teacher_blocks: list[str] = Field(min_length=1, description="module paths after which the teacher is cut into "
+                                                                "blocks, shallowest first (e.g. [stage1, stage2])")
+    student_blocks: list[str] = Field(min_length=1, description="module paths after which the student is cut, as "
+                                                                "many as teacher_blocks")
+    teacher_weight: float = Field(1.0, ge=0.0, description="λ_T: weight of the teacher's cross-entropy")
+    branch_ce_weight: float = Field(1.0, ge=0.0, description="λ_R^CE: weight of each branch's cross-entropy")
+    branch_kl_weight: float = Field(3.0, ge=0.0, description="λ_R^KL: weight of each branch's KL to the teacher")
+    temperature: float = Field(1.0, gt=0.0, description="τ of the branch KL terms")
+
+    @model_validator(mode="after")
+    def _as_many_blocks(self) -> StudentFriendly:
+        if len(self.teacher_blocks) != len(self.student_blocks):
+            raise ValueError(f"student_blocks must list as many paths as teacher_blocks (both models get as many "
+                             f"blocks); got {len(self.student_blocks)} and {len(self.teacher_blocks)}")
+        return self
+
+
 class Teacher(Model):
     checkpoint: str | None = Field(None, description="load trained weights from this file instead of training")
     train: Train | None = Field(None, description="how to train the teacher (defaults to the recipe's train section)")
+    student_friendly: StudentFriendly | None = Field(None, description="train the teacher with student branches "
+                                                                       "(SFTN) instead of cross-entropy alone")
+
+    @model_validator(mode="after")
+    def _trained_or_loaded(self) -> Teacher:
+        if self.student_friendly is not None and self.checkpoint is not None:
+            raise ValueError("student_friendly trains the teacher, checkpoint loads a trained one; remove one of "
+                             "teacher.checkpoint and teacher.student_friendly")
+        return self
+
+
+class Assistant(Model):
+    train: Train | None = Field(None, description="how to train this assistant (defaults to the recipe's train "
+                                                  "section)")
 
 
 class Subset(Section):
@@ -193,6 +227,10 @@ class Recipe(Section):
     knowledge: list[Knowledge] | None = Field(
         None, min_length=1, description="distillation: one method, or several combined into one objective"
     )
+    assistants: list[Assistant] | None = Field(
+        None, min_length=1, description="distillation: teacher assistants (TAKD), largest first; the student is "
+                                        "also distilled through the chain teacher -> assistants -> student"
+    )
     scheme: SchemeSpec | None = Field(None, description="online / self-learning: the scheme that trains the peers")
     peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
     pate: Pate | None = Field(None, description="PATE: private teachers (teacher), a noisy vote, a student")
@@ -230,6 +268,13 @@ class Recipe(Section):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _assistants_distill(self) -> Recipe:
+        if self.assistants is not None and (self.scheme is not None or self.peers is not None):
+            raise ValueError("assistants belong to a distillation recipe (teacher, student, knowledge); remove "
+                             "assistants or scheme and peers")
+        return self
 
     @model_validator(mode="after")
     def _one_kind_of_run(self) -> Recipe:

@@ -255,12 +255,16 @@ class Run:
             return self._member(role)  # type: ignore[return-value]
         if role.startswith("student") and isinstance(self.recipe.get("student"), dict):
             return self.recipe["student"]
+        assistants = self.recipe.get("assistants") or []
+        index = role.removeprefix("assistant")
+        if role.startswith("assistant") and index.isdigit() and int(index) < len(assistants):
+            return assistants[int(index)]
         peers = self.recipe.get("peers") or []
         for index, peer in enumerate(peers):
             if isinstance(peer, dict) and (peer.get("name") == role or role.split("-")[0] == f"peer{index}"):
                 return peer
         raise MentorError(f"recipe.yaml of run {str(self.path)!r} has no model section for role {role!r} "
-                          "(looked for teacher:, student: and peers:)")
+                          "(looked for teacher:, student:, assistants: and peers:)")
 
     def available(self, role: str, seed: int) -> None:
         """Raise a :class:`MentorError` when ``role``'s weights for ``seed`` or the recipe section that builds it
