@@ -235,6 +235,16 @@ FAILED = "FAILED"
 """The file a benchmark leaves in a run folder whose training diverged (its last error line)."""
 
 
+def _child(node: Any, part: str) -> Any:
+    """``node[part]`` in a saved recipe: a key of a section, an index of a list, or, as ``--set`` reads
+    ``knowledge.params.x`` for a recipe of one method, a key of a one-item list's item."""
+    if isinstance(node, list):
+        if part.isdigit():
+            return node[int(part)] if int(part) < len(node) else None
+        node = node[0] if len(node) == 1 else None
+    return node.get(part) if isinstance(node, dict) else None
+
+
 def finished(folder: Path, overrides: list[str]) -> bool:
     """Whether ``folder`` holds a finished run (or a recorded divergence, a ``FAILED`` file) made with
     ``overrides``' values (the dotted scalar ones: learning rate, data limit, seeds, teacher checkpoint; a
@@ -248,7 +258,7 @@ def finished(folder: Path, overrides: list[str]) -> bool:
             continue
         node: Any = recipe
         for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+            node = _child(node, part)
         if node != yaml.safe_load(value):
             return False
     return True
