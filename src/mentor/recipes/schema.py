@@ -118,9 +118,12 @@ class StudentFriendly(Section):
         return self
 
 
-class Teacher(Model):
+class TrainedModel(Model):
     checkpoint: str | None = Field(None, description="load trained weights from this file instead of training")
     train: Train | None = Field(None, description="how to train the teacher (defaults to the recipe's train section)")
+
+
+class Teacher(TrainedModel):
     student_friendly: StudentFriendly | None = Field(None, description="train the teacher with student branches "
                                                                        "(SFTN) instead of cross-entropy alone")
 
@@ -149,7 +152,7 @@ class Subset(Section):
         return self
 
 
-class MemberTeacher(Teacher):
+class MemberTeacher(TrainedModel):
     subset: Subset | None = Field(None, description="the part of the training split this teacher learns from")
 
 
