@@ -6,7 +6,7 @@
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
 reused by every run: a CNN on the first half of the (seeded) shuffled samples, an MLP on the second half, and
-a smaller CNN on the classes 0-6 only (an expert that never saw sandals, shirts, sneakers, bags or boots). One
+a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots). One
 small CNN student. Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
