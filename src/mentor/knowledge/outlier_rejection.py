@@ -12,8 +12,9 @@ targets y_i, all ``(B, D)``:
     L   = w_GT · (1/B) Σ_i ‖s_i − y_i‖²₂ + w_KD · (1/B) Σ_i m_i ‖h_i − t_i‖²₂
 
 The rejected samples still count in the mean (1/B, not 1/Σm), so a batch with outliers weighs
-distillation less rather than re-weighting the rest. The paper states its rule as a threshold on the
-teacher's error; a fixed δ is given with ``absolute_threshold`` (in target units). By default δ is
+distillation less rather than re-weighting the rest. The rule above (a threshold on the teacher's error) is
+our reading of the paper's abstract; its exact threshold was not checked against the full text. A fixed δ is
+given with ``absolute_threshold`` (in target units). By default δ is
 relative, k = ``threshold`` = 2 (two RMS errors: about 5% of Gaussian errors are rejected), so that one
 default fits targets of any scale; ``threshold: null`` rejects nothing (plain regression distillation,
 the baseline the paper compares with).
@@ -22,7 +23,7 @@ Multi-task student (the paper's second proposal): a student with two outputs, on
 ground truth (s, its forward output, used at inference) and one regressing the teacher (h, read at
 the module path ``teacher_head``), sharing its feature extractor. :class:`mentor.models.TwoHeadRegressor`
 builds one over any body; ``teacher_head: teacher_head`` names its head. Without ``teacher_head`` both
-terms act on the one output. Weights w_GT = w_KD = 1: the paper sums the two losses.
+terms act on the one output. Weights w_GT = w_KD = 1 (the two losses summed; unchecked against the paper's text).
 """
 
 from __future__ import annotations
