@@ -27,11 +27,11 @@ def linear(weights: list[float]) -> nn.Linear:
     return model
 
 
-def hand_scheme(teacher_ce_weight: float = 0.0) -> MetaDistill:
+def hand_scheme(teacher_ce_weight: float = 0.0, meta_start: float = 0.0) -> MetaDistill:
     """Teacher W_t = [ln 3, 0], student W_s = [0, 0]; τ = 1, pure KD, λ = μ = 1, plain SGD."""
     scheme = MetaDistill(linear([LOG3, 0.0]), linear([0.0, 0.0]), temperature=1.0, kd_weight=1.0, ce_weight=0.0,
                          pilot_lr=1.0, teacher_lr=1.0, teacher_momentum=0.0, teacher_weight_decay=0.0,
-                         teacher_ce_weight=teacher_ce_weight, quiz_fraction=0.5, seed=0)
+                         teacher_ce_weight=teacher_ce_weight, quiz_fraction=0.5, meta_start=meta_start, seed=0)
     scheme._quiz = torch.tensor([False, True])  # sample 0 trains, sample 1 is the quiz
     return scheme
 
@@ -77,6 +77,16 @@ def test_the_pilot_leaves_the_student_and_its_batchnorm_statistics_alone() -> No
     for key, value in student.state_dict().items():
         assert torch.equal(before[key], value), key
     assert not torch.equal(pilot["0.weight"], student[0].weight)
+
+
+def test_the_teacher_is_held_fixed_until_meta_start() -> None:
+    scheme = hand_scheme(meta_start=0.5)
+    before = scheme.teacher.model.weight.detach().clone()
+    early = scheme.loss(BATCH, 0.9, 2)  # epoch 0.9 of 2: before 0.5 x 2 = 1
+    assert "quiz" not in early.parts and torch.equal(scheme.teacher.model.weight.detach(), before)
+    late = scheme.loss(BATCH, 1.0, 2)
+    assert float(late.parts["quiz"]) == pytest.approx(0.474077, abs=1e-6)  # the hand-worked first meta step
+    assert not torch.equal(scheme.teacher.model.weight.detach(), before)
 
 
 def test_the_quiz_set_is_a_fixed_share_of_the_training_split() -> None:
@@ -130,7 +140,7 @@ def test_python_api_trains_teacher_then_student_and_names_both() -> None:
     data = mentor.data.load("digits", validation=0.15, limit=200)
     teacher = mentor.models.create("mlp-small", num_classes=10, input_shape=(1, 8, 8))
     student = mentor.models.create("mlp-tiny", num_classes=10, input_shape=(1, 8, 8))
-    result = mentor.collaborate("meta-distill", [teacher, student], data, {"teacher_epochs": 1}, epochs=2,
+    result = mentor.collaborate("meta-distill", [teacher, student], data, {"teacher_epochs": 1, "meta_start": 0.0}, epochs=2,
                                 progress=False)
     assert set(result.accuracies()) == {"student", "teacher"}
     history = result.history("meta-distill")

@@ -90,6 +90,23 @@ def test_adaptive_learns_its_latent_vectors_and_the_hint_regressors_with_the_stu
     assert student_logits.grad is not None and student_feature.grad is not None
 
 
+def test_adaptive_penalises_its_latent_vectors_and_leaves_the_student_feature_out_of_the_weights() -> None:
+    objective = create("multi-teacher", teachers=2, weighting="adaptive", alpha=0.0,  # the penalty's gradient alone
+                       weighting_params={"feature": "s", "regularization": 0.1})
+    student_feature = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    teacher = Outputs(torch.zeros(1, 2), {"members.0": TEACHERS[:, 0], "members.1": TEACHERS[:, 1]})
+    student = Outputs(torch.tensor([[1.0, 0.0]], requires_grad=True), {"s": student_feature})
+    objective.bind(student, teacher)
+    weighting = objective.terms["kl"].weighting
+    with torch.no_grad():
+        weighting.latent.copy_(torch.tensor([[1.0, -1.0], [0.5, 2.0]]))
+    out = objective(Context(Batch(torch.zeros(1, 1), torch.tensor([0])), student, teacher))
+    assert float(out.parts["latent-l2"]) == pytest.approx(0.1 * (1 + 1 + 0.25 + 4))  # λ ‖V‖²
+    out.total.backward()
+    assert weighting.latent.grad.flatten().tolist() == pytest.approx([0.2, -0.2, 0.1, 0.4])  # 2 λ V
+    assert student_feature.grad is None  # α reads the feature detached
+
+
 def test_domain_similarity_is_one_minus_jensen_shannon_of_input_histograms() -> None:
     # P = [1, 0], Q = [1/2, 1/2], M = [3/4, 1/4]: JS = 1/2 log2(4/3) + 1/2 (1/2 log2(2/3) + 1/2 log2 2) = 0.31127812
     assert float(jensen_shannon(torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5]))) == pytest.approx(0.31127812)

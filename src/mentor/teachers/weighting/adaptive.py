@@ -9,8 +9,17 @@ comes from the student's representation f_b of that sample:
 f ``(B, F)`` is the student's tensor at ``feature`` (its penultimate layer in the paper; a feature map
 ``(B, C, H, W)`` is average-pooled to ``(B, C)``; ``None`` takes the student's logits, so the weighting works
 with any student). V ``(M, F)`` starts at zero, so every teacher weighs 1/M until the weights have learned
-otherwise (the paper does not state an initialisation). α is trained jointly with the student, by the
-distillation loss it enters, as in the paper.
+otherwise (the paper does not state an initialisation). V is trained jointly with the student, by the
+distillation loss α enters, as in the paper, with the L2 penalty of the authors' released code,
+
+    L_reg = λ ‖V‖²,   λ = ``regularization`` = 0.1
+
+(their latent vectors θ_m and projection W, α_{b,m} = softmax_m((f_b ⊙ θ_m)·W), carry 0.1 (‖θ‖² + ‖W‖²); V
+stands for θ_m ⊙ Wᵀ). Two choices of ours keep the weights from collapsing onto one teacher: f enters α
+detached, so the student's body learns from the targets but cannot move its own features to choose its
+targets (with f attached, a student distilled from three Fashion-MNIST teachers scaled its features until
+α_b = (0, 0, 1) for every sample, the teacher that had never seen classes 7-9, and reached 60% accuracy); and
+the loss reaches V through the cross-entropy part of the KL (see :mod:`mentor.knowledge.multi_teacher`).
 
 Intermediate level (§3.3, the multi-group hint strategy): at each hint level l the student's feature
 ``(B, C, ...)`` is split along its channels into M groups; group m is mapped by its own regressor r_{l,m}
@@ -101,7 +110,8 @@ class MultiGroupHint(Term):
 class Adaptive(Weighting):
     """α_{b,m} = softmax_m(v_m · f_b) with learned teacher latent vectors (V built at :meth:`bind`)."""
 
-    def __init__(self, teachers: int, feature: str | None, hints: list[Hint], hint_weight: float) -> None:
+    def __init__(self, teachers: int, feature: str | None, hints: list[Hint], hint_weight: float,
+                 regularization: float) -> None:
         super().__init__(teachers, "weighting 'adaptive'")
         for level, hint in enumerate(hints):
             if len(hint.teachers) != teachers:
@@ -111,6 +121,7 @@ class Adaptive(Weighting):
         self.student_taps = () if feature in (None, "logits") else (feature,)
         self.latent = nn.Parameter(torch.zeros(teachers, 0))
         self.hint = MultiGroupHint(teachers, hints, hint_weight) if hints else None
+        self.penalty = LatentPenalty(self, regularization) if regularization > 0 else None
 
     def bind(self, student: Outputs, teacher: Outputs) -> None:
         width = pooled(student.get(self.feature)).shape[1]
@@ -120,14 +131,30 @@ class Adaptive(Weighting):
     def forward(self, context: Context, logits: torch.Tensor, temperature: float) -> torch.Tensor:  # type: ignore[override]
         if self.latent.shape[1] == 0:
             raise MentorError("weighting 'adaptive' was never bound: bind the objective on a sample batch first")
-        return instance_weights(self.latent, pooled(context.student.get(self.feature)).to(self.latent.dtype))
+        feature = pooled(context.student.get(self.feature)).detach().to(self.latent.dtype)
+        return instance_weights(self.latent, feature)
 
     def terms(self) -> list[Term]:
-        return [self.hint] if self.hint is not None else []
+        return [term for term in (self.hint, self.penalty) if term is not None]
+
+
+class LatentPenalty(Term):
+    """L_reg = ‖V‖² of the weighting's latent vectors (weighted by ``regularization``)."""
+
+    needs_teacher = False
+
+    def __init__(self, weighting: Adaptive, regularization: float) -> None:
+        super().__init__("latent-l2", regularization)
+        self.weighting = [weighting]  # a list: the weighting is registered under the KL term already
+
+    def loss(self, context: Context) -> torch.Tensor:
+        return self.weighting[0].latent.pow(2).sum()
 
 
 @WEIGHTINGS.register("adaptive", "AMTML-KD (Liu et al. 2020): learned per-sample weights + multi-group hints")
 def adaptive(teachers: int, feature: str | None = None, hints: list[Hint] | None = None,
-             hint_weight: Annotated[float, Field(ge=0)] = 1.0) -> Adaptive:
-    """Instance-level weights from the student's ``feature``; ``hints`` add the intermediate level."""
-    return Adaptive(teachers, feature, list(hints or []), hint_weight)
+             hint_weight: Annotated[float, Field(ge=0)] = 1.0,
+             regularization: Annotated[float, Field(ge=0)] = 0.1) -> Adaptive:
+    """Instance-level weights from the student's ``feature``; ``hints`` add the intermediate level;
+    ``regularization`` is λ of the L2 penalty on the latent vectors."""
+    return Adaptive(teachers, feature, list(hints or []), hint_weight, regularization)
