@@ -140,8 +140,8 @@ def test_python_api_trains_teacher_then_student_and_names_both() -> None:
     data = mentor.data.load("digits", validation=0.15, limit=200)
     teacher = mentor.models.create("mlp-small", num_classes=10, input_shape=(1, 8, 8))
     student = mentor.models.create("mlp-tiny", num_classes=10, input_shape=(1, 8, 8))
-    result = mentor.collaborate("meta-distill", [teacher, student], data, {"teacher_epochs": 1, "meta_start": 0.0}, epochs=2,
-                                progress=False)
+    params = {"teacher_epochs": 1, "meta_start": 0.0}
+    result = mentor.collaborate("meta-distill", [teacher, student], data, params, epochs=2, progress=False)
     assert set(result.accuracies()) == {"student", "teacher"}
     history = result.history("meta-distill")
     assert [r["stage"] for r in history] == ["teacher", "meta-distill", "meta-distill"]
