@@ -92,7 +92,7 @@ def test_adaptive_learns_its_latent_vectors_and_the_hint_regressors_with_the_stu
 
 def test_adaptive_penalises_its_latent_vectors_and_leaves_the_student_feature_out_of_the_weights() -> None:
     objective = create("multi-teacher", teachers=2, weighting="adaptive", alpha=0.0,  # the penalty's gradient alone
-                       weighting_params={"feature": "s", "regularization": 0.1})
+                       weighting_params={"feature": "s", "regularization": 0.1, "learn": "distillation"})
     student_feature = torch.tensor([[1.0, 2.0]], requires_grad=True)
     teacher = Outputs(torch.zeros(1, 2), {"members.0": TEACHERS[:, 0], "members.1": TEACHERS[:, 1]})
     student = Outputs(torch.tensor([[1.0, 0.0]], requires_grad=True), {"s": student_feature})
@@ -105,6 +105,24 @@ def test_adaptive_penalises_its_latent_vectors_and_leaves_the_student_feature_ou
     out.total.backward()
     assert weighting.latent.grad.flatten().tolist() == pytest.approx([0.2, -0.2, 0.1, 0.4])  # 2 λ V
     assert student_feature.grad is None  # α reads the feature detached
+
+
+def test_adaptive_learns_its_weights_from_the_labels_by_default() -> None:
+    # τ = 1: p_0 = softmax([2 ln 3, 0]) = [9/10, 1/10], p_1 = [1/2, 1/2]; V = 0 gives α = [1/2, 1/2], mixture
+    # [0.7, 0.3], label 0: L_w = −ln 0.7. ∂L_w/∂s_m = α_m (1 − p_m[y] / 0.7) = [−1/7, 1/7], times f = [1, 2].
+    objective = create("multi-teacher", teachers=2, weighting="adaptive", alpha=0.5,
+                       weighting_params={"feature": "s", "regularization": 0.0})
+    student_feature = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    teacher = Outputs(torch.zeros(1, 2), {"members.0": TEACHERS[:, 0], "members.1": TEACHERS[:, 1]})
+    student = Outputs(torch.tensor([[1.0, 0.0]], requires_grad=True), {"s": student_feature})
+    objective.bind(student, teacher)
+    out = objective(Context(Batch(torch.zeros(1, 1), torch.tensor([0])), student, teacher))
+    assert float(out.parts["weights"]) == pytest.approx(-math.log(0.7))
+    out.total.backward()
+    # the KL term sees α as constants: V's gradient is L_w's alone
+    latent = objective.terms["kl"].weighting.latent
+    assert latent.grad.flatten().tolist() == pytest.approx([-1 / 7, -2 / 7, 1 / 7, 2 / 7])
+    assert student_feature.grad is None
 
 
 def test_domain_similarity_is_one_minus_jensen_shannon_of_input_histograms() -> None:

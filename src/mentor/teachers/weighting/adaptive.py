@@ -9,17 +9,22 @@ comes from the student's representation f_b of that sample:
 f ``(B, F)`` is the student's tensor at ``feature`` (its penultimate layer in the paper; a feature map
 ``(B, C, H, W)`` is average-pooled to ``(B, C)``; ``None`` takes the student's logits, so the weighting works
 with any student). V ``(M, F)`` starts at zero, so every teacher weighs 1/M until the weights have learned
-otherwise (the paper does not state an initialisation). V is trained jointly with the student, by the
-distillation loss α enters, as in the paper, with the L2 penalty of the authors' released code,
+otherwise (the paper does not state an initialisation), and carries the L2 penalty of the authors' released
+code, L_reg = λ ‖V‖² with λ = ``regularization`` = 0.1 (their latent vectors θ_m and projection W,
+α_{b,m} = softmax_m((f_b ⊙ θ_m)·W), carry 0.1 (‖θ‖² + ‖W‖²); V stands for θ_m ⊙ Wᵀ). f enters α detached.
 
-    L_reg = λ ‖V‖²,   λ = ``regularization`` = 0.1
+How V learns (``learn``):
 
-(their latent vectors θ_m and projection W, α_{b,m} = softmax_m((f_b ⊙ θ_m)·W), carry 0.1 (‖θ‖² + ‖W‖²); V
-stands for θ_m ⊙ Wᵀ). Two choices of ours keep the weights from collapsing onto one teacher: f enters α
-detached, so the student's body learns from the targets but cannot move its own features to choose its
-targets (with f attached, a student distilled from three Fashion-MNIST teachers scaled its features until
-α_b = (0, 0, 1) for every sample, the teacher that had never seen classes 7-9, and reached 60% accuracy); and
-the loss reaches V through the cross-entropy part of the KL (see :mod:`mentor.knowledge.multi_teacher`).
+* ``labels`` (default): V makes the weighted teachers predict the label, L_w = mean_b CE(y_b, Σ_m α_{b,m}
+  softmax(z_{b,m})), and the distillation loss sees α as constants. A teacher gets weight where it is right:
+  an expert is trusted on its own classes and not elsewhere.
+* ``distillation`` (the paper: α is trained by the distillation loss it enters). Minimising the student's
+  loss over the weights rewards the teacher the student already matches, whatever the label: on three
+  heterogeneous Fashion-MNIST teachers it put α_b ≈ (0, 0, 1) on every sample, the expert that had never seen
+  classes 7-9 (likely the most confident one: the lowest entropy gives the lowest cross-entropy to any
+  student), and the student reached 60%, with f attached (the student scaled its own features to get there)
+  and, at τ = 4, still with f detached and the L2 penalty. Through the whole KL instead of its
+  cross-entropy part the weights went the other way, to the least certain teacher.
 
 Intermediate level (§3.3, the multi-group hint strategy): at each hint level l the student's feature
 ``(B, C, ...)`` is split along its channels into M groups; group m is mapped by its own regressor r_{l,m}
@@ -34,7 +39,7 @@ error of standardised features is of the order of the cross-entropy; choose it o
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +50,9 @@ from mentor.batch import Outputs
 from mentor.errors import MentorError
 from mentor.losses.adapters import build_adapter
 from mentor.losses.terms import Context, Term
-from mentor.teachers.weighting.base import WEIGHTINGS, Weighting, member_path
+from mentor.teachers.weighting.base import WEIGHTINGS, Weighting, member_logits, member_path
+
+Learn = Literal["labels", "distillation"]
 
 
 class Hint(BaseModel):
@@ -111,7 +118,7 @@ class Adaptive(Weighting):
     """α_{b,m} = softmax_m(v_m · f_b) with learned teacher latent vectors (V built at :meth:`bind`)."""
 
     def __init__(self, teachers: int, feature: str | None, hints: list[Hint], hint_weight: float,
-                 regularization: float) -> None:
+                 regularization: float, learn: Learn) -> None:
         super().__init__(teachers, "weighting 'adaptive'")
         for level, hint in enumerate(hints):
             if len(hint.teachers) != teachers:
@@ -122,6 +129,8 @@ class Adaptive(Weighting):
         self.latent = nn.Parameter(torch.zeros(teachers, 0))
         self.hint = MultiGroupHint(teachers, hints, hint_weight) if hints else None
         self.penalty = LatentPenalty(self, regularization) if regularization > 0 else None
+        self.learn = learn
+        self.fit = LabelFit(self) if learn == "labels" else None
 
     def bind(self, student: Outputs, teacher: Outputs) -> None:
         width = pooled(student.get(self.feature)).shape[1]
@@ -129,13 +138,33 @@ class Adaptive(Weighting):
             self.latent = nn.Parameter(torch.zeros(self.teachers, width, device=student.logits.device))
 
     def forward(self, context: Context, logits: torch.Tensor, temperature: float) -> torch.Tensor:  # type: ignore[override]
+        weights = self.weights(context)
+        return weights.detach() if self.learn == "labels" else weights
+
+    def weights(self, context: Context) -> torch.Tensor:
+        """α ``(B, M)``, with its gradient to V."""
         if self.latent.shape[1] == 0:
             raise MentorError("weighting 'adaptive' was never bound: bind the objective on a sample batch first")
         feature = pooled(context.student.get(self.feature)).detach().to(self.latent.dtype)
         return instance_weights(self.latent, feature)
 
     def terms(self) -> list[Term]:
-        return [term for term in (self.hint, self.penalty) if term is not None]
+        return [term for term in (self.hint, self.penalty, self.fit) if term is not None]
+
+
+class LabelFit(Term):
+    """L_w = mean_b CE(y_b, Σ_m α_{b,m} softmax(z_{b,m})): the weighted teachers against the label (trains V only)."""
+
+    def __init__(self, weighting: Adaptive) -> None:
+        super().__init__("weights", 1.0)
+        self.weighting = [weighting]  # a list: the weighting is registered under the KL term already
+
+    def loss(self, context: Context) -> torch.Tensor:
+        weighting = self.weighting[0]
+        teachers = member_logits(context.require_teacher(self.name), weighting.teachers)
+        mixture = (weighting.weights(context).unsqueeze(2) * torch.softmax(teachers.detach().float(), dim=2)).sum(1)
+        picked = mixture.gather(1, context.batch.targets.view(-1, 1)).squeeze(1)
+        return -torch.log(picked.clamp_min(1e-12)).mean()
 
 
 class LatentPenalty(Term):
@@ -154,7 +183,7 @@ class LatentPenalty(Term):
 @WEIGHTINGS.register("adaptive", "AMTML-KD (Liu et al. 2020): learned per-sample weights + multi-group hints")
 def adaptive(teachers: int, feature: str | None = None, hints: list[Hint] | None = None,
              hint_weight: Annotated[float, Field(ge=0)] = 1.0,
-             regularization: Annotated[float, Field(ge=0)] = 0.1) -> Adaptive:
+             regularization: Annotated[float, Field(ge=0)] = 0.1, learn: Learn = "labels") -> Adaptive:
     """Instance-level weights from the student's ``feature``; ``hints`` add the intermediate level;
-    ``regularization`` is λ of the L2 penalty on the latent vectors."""
-    return Adaptive(teachers, feature, list(hints or []), hint_weight, regularization)
+    ``regularization`` is λ of the L2 penalty on the latent vectors; ``learn`` what trains them."""
+    return Adaptive(teachers, feature, list(hints or []), hint_weight, regularization, learn)
