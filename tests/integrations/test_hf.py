@@ -118,3 +118,19 @@ def test_missing_columns_are_named(tmp_path: Path) -> None:
         trainer.compute_loss(student, batch)
     with pytest.raises(MentorError, match="'index' column"):
         trainer.compute_loss(student, {**batch, "labels": torch.tensor([0, 1])})
+
+
+def test_token_level_logits_are_named(tmp_path: Path) -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(100, 3)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+            return self.embed(input_ids)  # (batch, tokens, classes)
+
+    student = Tagger()
+    trainer = DistillationTrainer(model=student, teacher=Tagger(), args=arguments(tmp_path))
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "labels": torch.tensor([0, 1])}
+    with pytest.raises(MentorError, match=r"Got logits of shape \(2, 3, 3\)"):
+        trainer.compute_loss(student, batch)

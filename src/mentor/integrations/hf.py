@@ -77,6 +77,7 @@ class DistillationTrainer(transformers.Trainer):
         if needs_bind(self.distillation.objective) and self.train_dataset is not None:
             inputs = self._prepare_inputs(next(iter(self.get_train_dataloader())))
             self.distillation.bind_on(self._split(inputs)[0])
+        self.distillation.objective.to(next(self.model.parameters()).device)
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
         self._add_objective_parameters(optimizer)
         return optimizer
@@ -108,6 +109,10 @@ class DistillationTrainer(transformers.Trainer):
                     "student") as features:
             result = model(**model_inputs)
         student = Outputs(logits_of(result, "student"), features)
+        if student.logits.ndim != 2:
+            raise MentorError(f"DistillationTrainer distills one row of logits per sample, (batch, classes), as a "
+                              f"sequence classifier gives. Got logits of shape {tuple(student.logits.shape)}; "
+                              "a token-level model needs its logits reshaped in a Trainer of your own.")
         teacher = self.distillation.teacher_outputs((), model_inputs, indices if model.training else None)
         epoch = float(self.state.epoch or 0.0)
         epochs = max(1, int(self.args.num_train_epochs))

@@ -10,7 +10,8 @@ checkpoint of the inner module, and changes the class the user trains and saves;
 During ``fit`` the module's ``training_step`` runs inside the callback's step, which
 
 1. hooks the student network (``student``: a module path inside the LightningModule; ``""`` is the module
-   itself) to record the arguments and result of its call in the step, and the objective's taps;
+   itself) to record the arguments and result of its call in the step (the last, if it is called several
+   times), and the objective's taps;
 2. runs the frozen teacher (eval mode, no gradients, moved to the module's device and dtype) on the same
    arguments, so any batch layout works;
 3. returns the step's loss plus the objective's total (``replace_loss=True``: the objective's total alone, e.g.
@@ -162,8 +163,9 @@ class DistillationCallback(pl.Callback):
         call_args, call_kwargs, result = calls[-1]
         student = Outputs(logits_of(result, "student"), features)
         batch = args[0] if args else kwargs.get("batch")
+        tensor = call_args[0] if len(call_args) == 1 and isinstance(call_args[0], torch.Tensor) else None
         loss = bound.loss(student, bound.teacher_outputs(call_args, call_kwargs), self._targets(batch, student),
-                          *_progress(trainer, args, kwargs))
+                          *_progress(trainer, args, kwargs), inputs=tensor)
         size = student.logits.shape[0]
         pl_module.log_dict({f"mentor/{name}": value for name, value in loss.parts.items()}, batch_size=size)
         user_loss = output["loss"] if isinstance(output, Mapping) else output

@@ -45,7 +45,8 @@ class BoundObjective(nn.Module):
     Args:
         objective: what to minimize (a method's objective or terms of one's own).
         student: the trained model; it stays the caller's (not a submodule, its parameters not included).
-        teacher: a trained model, frozen here until :meth:`release`; ``None`` for terms that need none.
+        teacher: a trained model, frozen here until :meth:`release` and moved to the device of the inputs at
+            its first use; ``None`` for terms that need none.
         cache_teacher: keep the teacher's outputs by sample index (pass ``indices=`` to each call); only
             right where a sample's inputs are the same at every visit.
 
