@@ -116,3 +116,29 @@ def test_a_student_never_called_is_named() -> None:
 def test_unknown_student_path_is_named() -> None:
     with pytest.raises(MentorError, match="unknown module path 'nett'"):
         trainer(DistillationCallback(teacher_model(), "kd", student="nett")).fit(Classifier(), loader())
+
+
+def test_resuming_restores_the_adapter(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    def hint() -> mentor.Objective:
+        return mentor.Objective(mentor.terms.Distance(student="0", teacher="0", adapter="linear"))
+
+    sample, teacher = torch.randn(4, 8), teacher_model()
+    first = DistillationCallback(teacher, hint(), student="net", sample=sample)
+    run = trainer(first)
+    run.fit(Classifier(), loader())
+    run.save_checkpoint(tmp_path / "last.ckpt")
+    saved = [p.detach().clone() for p in first.objective.parameters()]
+
+    class AtStart(pl.Callback):
+        def on_train_start(self, *args: Any) -> None:
+            self.adapter = [p.detach().clone() for p in resumed.objective.parameters()]
+
+    resumed, start = DistillationCallback(teacher, hint(), student="net", sample=sample), AtStart()
+    pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, callbacks=[resumed, start]).fit(Classifier(), loader(),
+                                                                           ckpt_path=tmp_path / "last.ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(saved, start.adapter, strict=True))
+    with pytest.raises(MentorError, match="'sample' parameter"):
+        pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, callbacks=[DistillationCallback(teacher, hint(), student="net")]
+                   ).fit(Classifier(), loader(), ckpt_path=tmp_path / "last.ckpt")

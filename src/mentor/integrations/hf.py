@@ -41,7 +41,7 @@ from mentor.integrations.loop import BoundObjective
 
 try:
     import transformers
-except ImportError:  # pragma: no cover - the extra is installed with the dev dependencies
+except ImportError:
     raise MentorError("mentor.integrations.hf needs the Hugging Face extra: pip install 'mentor[hf]'") from None
 
 

@@ -40,7 +40,7 @@ from mentor.taps import resolve
 
 try:
     import pytorch_lightning as pl
-except ImportError:  # pragma: no cover - the extra is installed with the dev dependencies
+except ImportError:
     raise MentorError("mentor.integrations.lightning needs the Lightning extra: "
                       "pip install 'mentor[lightning]'") from None
 
