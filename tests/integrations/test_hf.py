@@ -134,3 +134,23 @@ def test_token_level_logits_are_named(tmp_path: Path) -> None:
     batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "labels": torch.tensor([0, 1])}
     with pytest.raises(MentorError, match=r"Got logits of shape \(2, 3, 3\)"):
         trainer.compute_loss(student, batch)
+
+
+def test_a_plain_student_predicts_through_the_trainer(tmp_path: Path) -> None:
+    class Bag(nn.Module):
+        """A plain module returning a logits tensor."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.EmbeddingBag(100, 3)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+            return self.embed(input_ids)
+
+    student = Bag()
+    trainer = DistillationTrainer(model=student, teacher=bert(32, 2, 1), args=arguments(tmp_path))
+    prediction = trainer.predict(Tokens(4))
+    with torch.no_grad():
+        expected = student(Tokens(4).ids)
+    assert torch.allclose(torch.as_tensor(prediction.predictions), expected, atol=1e-6)
+    assert prediction.metrics["test_loss"] > 0

@@ -59,11 +59,13 @@ class DistillationTrainer(transformers.Trainer):
 
     def __init__(self, *args: Any, teacher: nn.Module, method: Method = "kd", params: Mapping[str, Any] | None = None,
                  cache_teacher: bool = False, index_column: str = "index", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         objective = build_objective(method, params, "DistillationTrainer")
+        super().__init__(*args, **kwargs)
         self.distillation = BoundObjective(objective, self.model, teacher, cache_teacher)
         self.distillation.adopt = lambda parameters: self._add_objective_parameters(self.optimizer)
         self.index_column = index_column
+        if not self.label_names:  # a plain module's forward names no labels; this Trainer always reads 'labels'
+            self.label_names = ["labels"]
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it over accumulation steps
         self.model_accepts_loss_kwargs = False
 
@@ -117,4 +119,6 @@ class DistillationTrainer(transformers.Trainer):
         epoch = float(self.state.epoch or 0.0)
         epochs = max(1, int(self.args.num_train_epochs))
         loss = self.distillation.loss(student, teacher, labels, epoch, epochs, indices).total
-        return (loss, result) if return_outputs else loss
+        if not return_outputs:
+            return loss
+        return loss, result if isinstance(result, Mapping) else {"logits": student.logits}  # read by prediction_step
