@@ -79,8 +79,11 @@ def test_training_steps_student_and_adapter_not_teacher(tmp_path: Path) -> None:
     trainer = DistillationTrainer(model=student, teacher=teacher, method=objective, args=arguments(tmp_path),
                                   train_dataset=data)
     teacher_before, student_before = _snapshot(teacher), _snapshot(student)
+    trainer.create_optimizer()  # binds on the first batch: the adapter exists from here on
+    adapter_before = [p.detach().clone() for p in objective.parameters()]
     trainer.train()
     adapter = list(objective.parameters())
+    assert all(not torch.equal(before, after) for before, after in zip(adapter_before, adapter, strict=True))
     assert adapter and all(p.device == next(student.parameters()).device for p in adapter)
     grouped = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert {id(p) for p in adapter} <= grouped

@@ -50,10 +50,13 @@ def trainer(*callbacks: pl.Callback) -> pl.Trainer:
 
 
 class Recorder(pl.Callback):
-    """The step's loss, and the loss expected by hand on the parameters the step starts from."""
+    """The step's loss, and the loss expected by hand on the parameters the step starts from.
 
-    def __init__(self, teacher: nn.Module) -> None:
-        self.teacher, self.pairs = teacher, []
+    ``ce`` and ``kl`` weigh the cross-entropy with the labels and tau^2 KL(p_T^tau || p_S^tau) at tau = 2.
+    """
+
+    def __init__(self, teacher: nn.Module, ce: float, kl: float) -> None:
+        self.teacher, self.weights, self.pairs = teacher, (ce, kl), []
         self.expected: torch.Tensor | None = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, index: int) -> None:
@@ -63,17 +66,22 @@ class Recorder(pl.Callback):
         # user's CE + tau^2 KL(p_T^tau || p_S^tau), tau = 2, KL summed over classes, mean over samples
         p_t = F.softmax(t / 2, dim=1)
         kl = (p_t * (p_t.log() - F.log_softmax(s / 2, dim=1))).sum(1).mean()
-        self.expected = F.cross_entropy(s, targets) + 4 * kl
+        self.expected = self.weights[0] * F.cross_entropy(s, targets) + self.weights[1] * 4 * kl
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any,
                            index: int) -> None:
         self.pairs.append((outputs["loss"].item(), self.expected.item()))
 
 
-def test_loss_is_the_step_loss_plus_the_objective() -> None:
+@pytest.mark.parametrize(("method", "params", "replace", "ce", "kl"), [
+    (mentor.Objective(mentor.terms.KL(temperature=2.0)), None, False, 1.0, 1.0),  # the step's CE + the KL term
+    ("kd", {"temperature": 2.0, "alpha": 0.75}, True, 0.25, 0.75),  # kd's own mix replaces the step's loss
+])
+def test_loss_is_the_step_loss_plus_the_objective(method: Any, params: Any, replace: bool, ce: float,
+                                                  kl: float) -> None:
     module, teacher = Classifier(), teacher_model()
-    recorder = Recorder(teacher)
-    callback = DistillationCallback(teacher, mentor.Objective(mentor.terms.KL(temperature=2.0)), student="net")
+    recorder = Recorder(teacher, ce, kl)
+    callback = DistillationCallback(teacher, method, params, student="net", replace_loss=replace)
     trainer(callback, recorder).fit(module, loader())
     assert len(recorder.pairs) == 2
     for loss, expected in recorder.pairs:
