@@ -97,11 +97,12 @@ class DistillationCallback(pl.Callback):
         pl_module.training_step = training_step  # an instance attribute: removed again at teardown
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.bound is None or self.bound.teacher is None:
+        if self.bound is None:
             return
-        self.bound.teacher.to(device=pl_module.device)
-        if pl_module.dtype.is_floating_point:
-            self.bound.teacher.to(dtype=pl_module.dtype)
+        if self.bound.teacher is not None:
+            self.bound.teacher.to(device=pl_module.device)
+            if pl_module.dtype.is_floating_point:
+                self.bound.teacher.to(dtype=pl_module.dtype)
         self.bound.objective.to(device=pl_module.device)
         if trainer.optimizers and self.bound.objective.bound:
             _add_to_first_optimizer(trainer, [p for p in self.bound.objective.parameters() if p.requires_grad])
