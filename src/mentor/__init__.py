@@ -28,7 +28,8 @@ from mentor.teachers import FrozenTeacher
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch", "BoundObjective", "Context", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Result", "Taps",
-    "collaborate", "data", "distill", "engine", "knowledge", "losses", "models", "objective", "pate", "recipes",
-    "schemes", "teachers", "terms", "train", "__version__",
+    "Batch", "Context", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Result", "Taps", "collaborate", "data",
+    "distill", "engine", "knowledge", "losses", "models", "pate", "recipes", "schemes", "teachers", "terms", "train",
+    "BoundObjective", "objective",
+    "__version__",
 ]
