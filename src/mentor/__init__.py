@@ -10,13 +10,15 @@ The public API, re-exported explicitly::
 
 In one's own training loop: :class:`Taps` record a model's layers, :class:`Objective` (bound once on a
 sample batch with ``objective.bind``, before the optimizer is built) turns a :class:`Context` into the
-loss, and :class:`FrozenTeacher` holds the teacher (``release()`` gives it back as it was).
+loss, and :class:`FrozenTeacher` holds the teacher (``release()`` gives it back as it was). In three lines,
+:func:`objective` does all of it: ``loss = mentor.objective("kd", student, teacher)(inputs, targets)``.
 """
 
 from mentor import data, engine, knowledge, losses, models, recipes, schemes, teachers
 from mentor import losses as terms
 from mentor.batch import Batch, Outputs
 from mentor.errors import MentorError
+from mentor.integrations import BoundObjective, objective
 from mentor.losses import Context, Objective
 from mentor.pipelines import Result, collaborate, distill, train
 from mentor.pipelines.pate import pate
@@ -28,5 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Batch", "Context", "FrozenTeacher", "MentorError", "Objective", "Outputs", "Result", "Taps", "collaborate", "data",
     "distill", "engine", "knowledge", "losses", "models", "pate", "recipes", "schemes", "teachers", "terms", "train",
+    "BoundObjective", "objective",
     "__version__",
 ]
