@@ -55,7 +55,7 @@ class Offline(Scheme):
         if self.teacher is None or not self.objective.needs_teacher:
             return None
         if self.cache is not None and batch.indices is not None and batch.dataset_size == self.cached_size:
-            return self.cache.outputs(batch.indices, batch.inputs.device)
+            return self.cache.outputs(batch.indices, batch.device)
         return self.teacher.outputs(batch.inputs, self.objective.teacher_taps)
 
     def setup(self, batch: Batch) -> None:
