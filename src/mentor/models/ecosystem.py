@@ -6,7 +6,7 @@ Nothing downloads at run time:
 - ``hf:<id or folder>`` builds ``transformers.AutoModelForSequenceClassification.from_pretrained`` with
   ``num_labels`` = the run's classes and ``local_files_only=True``: a folder with ``config.json`` and weights,
   or a model id already in the local Hugging Face cache. A new classification head is initialised when the
-  checkpoint has none (an encoder such as MiniLM). Options are passed to ``from_pretrained``
+  checkpoint has none (an encoder such as MiniLM) or one for another number of classes. Options are passed to ``from_pretrained``
   (``attn_implementation: eager`` makes attentions tappable).
 - ``hf-config`` builds the same class from a configuration, with fresh weights: ``model_type`` (default
   ``bert``) and any configuration field as options, e.g. a 2-layer BERT of width 32:
@@ -75,7 +75,7 @@ def _hf(name: str, num_classes: int, input_shape: Sequence[int] = (), **options:
     source = str(place) if place.exists() else name
     try:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_classes, local_files_only=True, **options)
+            source, **{"num_labels": num_classes, "ignore_mismatched_sizes": True, **options, "local_files_only": True})
     except OSError as error:
         raise MentorError(f"model 'hf:{name}': no Hugging Face model {name!r} on disk (nothing downloads; "
                           f"{clip(str(error).splitlines()[0])}); give a folder with config.json and weights, "
