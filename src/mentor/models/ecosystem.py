@@ -6,8 +6,8 @@ Nothing downloads at run time:
 - ``hf:<id or folder>`` builds ``transformers.AutoModelForSequenceClassification.from_pretrained`` with
   ``num_labels`` = the run's classes and ``local_files_only=True``: a folder with ``config.json`` and weights,
   or a model id already in the local Hugging Face cache. A new classification head is initialised when the
-  checkpoint has none (an encoder such as MiniLM) or one for another number of classes. Options are passed to ``from_pretrained``
-  (``attn_implementation: eager`` makes attentions tappable).
+  checkpoint has none (an encoder such as MiniLM) or one for another number of classes. Options are passed to
+  ``from_pretrained`` (``attn_implementation: eager`` makes attentions tappable).
 - ``hf-config`` builds the same class from a configuration, with fresh weights: ``model_type`` (default
   ``bert``) and any configuration field as options, e.g. a 2-layer BERT of width 32:
   ``{model_type: bert, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64}``.
