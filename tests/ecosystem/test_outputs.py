@@ -102,3 +102,20 @@ def test_output_taps_read_the_result_and_module_taps_still_work() -> None:
 def test_a_model_returning_one_tensor_keeps_the_module_path_error() -> None:
     with pytest.raises(MentorError, match=r"unknown module path 'fc' in student"):
         run_with_taps(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3), ["fc"], role="student")
+
+
+def test_distill_takes_a_model_returning_a_dict_of_logits_without_configuration() -> None:
+    import mentor
+
+    class Dictionary(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+
+        def forward(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"features": inputs.flatten(1), "logits": self.linear(inputs.flatten(1))}
+
+    data = mentor.data.load("digits", validation=0.1, limit=200)
+    teacher = mentor.models.create("mlp-tiny", data.num_classes, data.input_shape)
+    result = mentor.distill(teacher, Dictionary(), data, mentor.knowledge.create("kd"), epochs=1, progress=False)
+    assert 0.0 <= result.accuracies()["student distilled"] <= 1.0

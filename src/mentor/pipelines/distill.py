@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mentor.batch import Batch, call, cut
+from mentor.outputs import pick
 from mentor.data import ArrayDataset, Splits
 from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
 from mentor.engine.loop import resolve_device
@@ -204,16 +205,12 @@ def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, clas
     otherwise. Its outputs on ``sample``."""
     try:
         with evaluating(model), torch.no_grad():
-            logits = call(model, sample.inputs)
+            logits = pick(call(model, sample.inputs), role=name)  # a ModelOutput, dict or tuple: its logits
     except MentorError:
         raise
     except Exception as error:  # noqa: BLE001 - a user's model that cannot take the data
         raise MentorError(f"the {name} cannot run on {data.name} inputs of shape {tuple(data.input_shape)}: "
                           f"{type(error).__name__}: {clip(str(error))}") from None
-    if not isinstance(logits, torch.Tensor):
-        raise MentorError(f"the {name} returns {type(logits).__name__}, not a tensor of logits (B, K); name the "
-                          "output that holds them: mentor.models.select_output(model, 'logits') or the recipe "
-                          "key 'output'")
     if classes and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
         what = "regression targets" if data.train.targets.is_floating_point() else "classes"
         raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
