@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from mentor.batch import Batch, call, cut
-from mentor.outputs import pick
 from mentor.data import ArrayDataset, Splits
 from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
 from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses.regression import supervised_objective
+from mentor.outputs import pick
 from mentor.pipelines import multi, output
 from mentor.pipelines.options import settings as keyword_settings
 from mentor.pipelines.options import train_section
