@@ -120,6 +120,9 @@ def export(model: nn.Module, inputs: torch.Tensor, format: str, path: str | Path
     """
     if format not in FORMATS:
         raise unknown("export format", format, FORMATS)
+    if not isinstance(inputs, torch.Tensor):
+        raise MentorError(f"export takes models of one input tensor; this one takes named tensors "
+                          f"({', '.join(inputs)}): export a Hugging Face model with its own tools (e.g. optimum)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from mentor.batch import Inputs, call
 from mentor.errors import MentorError, nearest
+from mentor.outputs import capture, keys_of, pick
 
 Where = Literal["output", "input"]
 _COMPILED = "_mentor_compiled"  # a key of a model's __dict__: not a submodule, so state dicts and paths stay
@@ -89,24 +91,53 @@ class Taps:
 
 
 def run_with_taps(
-    model: nn.Module, inputs: torch.Tensor, taps: Iterable[str] = (), role: str = "model"
+    model: nn.Module, inputs: Inputs, taps: Iterable[str] = (), role: str = "model"
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Run ``model(inputs)`` and return its result with the tapped tensors by path.
+    """Run ``model(inputs)`` and return its logits with the tapped tensors by path.
 
-    A path ending in ``":input"`` records that module's input instead of its output, so a module can
-    be tapped on both sides (e.g. the pre-activation entering a ReLU).
+    ``inputs`` is a tensor or named tensors (passed as keyword arguments). A forward that returns a tuple, a
+    dict or a ``ModelOutput`` gives its logits by :func:`mentor.outputs.pick`'s default. A path ending in
+    ``":input"`` records that module's input instead of its output, so a module can be tapped on both sides (e.g.
+    the pre-activation entering a ReLU); a path that is no module path is read from the forward's result
+    (``hidden_states.2``, ``attentions.0``, any key of it).
     """
     taps = tuple(taps)
     if not taps:
-        return model.__dict__.get(_COMPILED, model)(inputs), {}
-    outputs_of = [path for path in taps if not path.endswith(":input")]
-    inputs_of = [path.removesuffix(":input") for path in taps if path.endswith(":input")]
+        return pick(call(model.__dict__.get(_COMPILED, model), inputs), role=role), {}
+    modules = {path for path, _ in model.named_modules() if path}
+    in_model = [path for path in taps if path.removesuffix(":input") in modules]
+    from_result = [path for path in taps if path not in in_model]
+    if from_result and any(path.endswith(":input") for path in from_result):
+        resolve(model, next(p for p in from_result if p.endswith(":input")).removesuffix(":input"), role)
+    outputs_of = [path for path in in_model if not path.endswith(":input")]
+    inputs_of = [path.removesuffix(":input") for path in in_model if path.endswith(":input")]
     out_taps, in_taps = Taps(model, outputs_of, "output", role), Taps(model, inputs_of, "input", role)
-    with out_taps as captured_out, in_taps as captured_in:
-        result = model(inputs)
+    held, handles = capture(model, from_result) if from_result else ({}, [])
+    try:
+        with out_taps as captured_out, in_taps as captured_in:
+            result = call(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
     features = dict(captured_out)
     features.update({f"{path}:input": value for path, value in captured_in.items()})
-    return result, features
+    features.update({path: _from_result(model, held.get("result"), path, role) for path in from_result})
+    return pick(result, role=role), features
+
+
+def _from_result(model: nn.Module, result: object, path: str, role: str) -> torch.Tensor:
+    """The output tap ``path`` of the full forward ``result``; a path in neither lists both kinds of names."""
+    if not keys_of(result):
+        resolve(model, path, role)  # a model that returns one tensor: only module paths exist
+    try:
+        return pick(result, path, role)
+    except MentorError as error:
+        names = [name for name, _ in model.named_modules() if name]
+        close = nearest(path, names)
+        hint = f"; nearest module paths: {', '.join(close)}" if close else ""
+        if hasattr(model, "config") and path.split(".")[0] not in ("hidden_states", "attentions"):
+            hint += "; a Hugging Face model also gives hidden_states.N and attentions.N"
+        raise MentorError(f"{str(error).rstrip('.')}; it is no module path of the {role} either{hint}") from None
 
 
 def _plain_sequential(module: nn.Module) -> bool:

@@ -91,9 +91,9 @@ def test_teacher_and_student_mistakes_fail_before_anything_trains(data: mentor.d
             self.linear = nn.Linear(64, 10)
 
         def forward(self, inputs: torch.Tensor) -> dict:
-            return {"logits": self.linear(inputs.flatten(1))}
+            return {"logits": [self.linear(inputs.flatten(1))]}
 
-    with pytest.raises(MentorError, match="the student returns dict, not a tensor of logits"):
+    with pytest.raises(MentorError, match="output 'logits' of the student is a list, not a tensor"):
         mentor.distill(teacher, Dictionary(), data, knowledge, epochs=1, progress=False)
     student = mentor.models.create("cnn-tiny", data.num_classes, data.input_shape)
     before = {key: value.clone() for key, value in student.state_dict().items()}

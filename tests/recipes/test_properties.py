@@ -179,6 +179,9 @@ def wrong_values(annotation: Any) -> st.SearchStrategy[Any]:
         return (WORD | st.integers().filter(lambda value: value not in (0, 1))
                 | st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: value not in (0.0, 1.0))
                 | SMALL_LISTS | MAPPINGS | nothing)
+    if set(typing.get_args(plain)) - {type(None)} == {str, int}:  # an output key: a name or an index (or None)
+        fractional = st.floats(-1e6, 1e6, allow_nan=False).filter(lambda value: not value.is_integer())
+        return fractional | st.booleans() | SMALL_LISTS | MAPPINGS
     if plain is Any:
         return st.nothing()
     raise AssertionError(f"no wrong values known for {annotation!r}: extend wrong_values")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mentor.batch import cut
 from mentor.cli.run import add_trust_code
 from mentor.export import FORMATS
 
@@ -37,7 +38,7 @@ def command_export(args: argparse.Namespace) -> int:
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes,
                 "mean": data.mean.tolist() if data.mean is not None else None,
                 "std": data.std.tolist() if data.std is not None else None}
-    inputs = data.test.inputs[:8]
+    inputs = cut(data.test.inputs, 0, 8)
     difference = export(model, inputs, args.format, out, metadata)
     check = (f"max |difference| to PyTorch on {len(inputs)} test samples: {difference:.1e}" if difference is not None
              else "not checked: install onnxruntime to compare outputs")

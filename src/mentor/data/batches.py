@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from mentor.batch import Inputs, cut, device_of, take
 from mentor.data.dataset import ArrayDataset
 from mentor.errors import MentorError
 
@@ -66,32 +67,32 @@ class BatchIterator:
         n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[tuple[Inputs, Tensor]]:
         for inputs, targets, _ in self.indexed():
             yield inputs, targets
 
-    def indexed(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    def indexed(self) -> Iterator[tuple[Inputs, Tensor, Tensor]]:
         """Like iteration, with the dataset positions ``(B,)`` of each batch's samples as a third item."""
         inputs, targets = self.dataset.inputs, self.dataset.targets
         order: Tensor | None = None
         if self.shuffle:
             order = torch.randperm(len(self.dataset), generator=epoch_generator(self.seed, self.epoch))
-            order = order.to(inputs.device)
+            order = order.to(device_of(inputs))
         if self.world > 1:
             # rank r takes every world-th sample: the ranks' k-th batches together form the k-th global batch
             # of a single process with batch_size × world
-            base = order if order is not None else torch.arange(len(self.dataset), device=inputs.device)
+            base = order if order is not None else torch.arange(len(self.dataset), device=device_of(inputs))
             order = base[: self._count() * self.world][self.rank :: self.world]
         augment_generator = epoch_generator(self.seed, self.epoch, stream=1 + self.rank) if self.transform else None
         for batch in range(len(self)):
             start = batch * self.batch_size
             stop = min(start + self.batch_size, self._count())
             if order is None:
-                index = torch.arange(start, stop, device=inputs.device)
-                x, y = inputs[start:stop], targets[start:stop]
+                index = torch.arange(start, stop, device=device_of(inputs))
+                x, y = cut(inputs, start, stop), targets[start:stop]
             else:
                 index = order[start:stop]
-                x, y = inputs.index_select(0, index), targets.index_select(0, index)
+                x, y = take(inputs, index), targets.index_select(0, index)
             if self.transform is not None and augment_generator is not None:
                 x = self.transform(x, augment_generator)
             yield x, y, index

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from mentor.batch import Inputs, count, device_of, move, take
 from mentor.errors import MentorError
 
 
@@ -15,33 +16,39 @@ class ArrayDataset:
     """A dataset held in memory as two tensors.
 
     Attributes:
-        inputs: ``float32`` samples, ``(N, C, H, W)`` for images or ``(N, D)`` for vectors.
+        inputs: ``float32`` samples, ``(N, C, H, W)`` for images or ``(N, D)`` for vectors; or named tensors
+            sharing the first axis, e.g. token ids and attention mask ``(N, L)`` of texts.
         targets: ``int64`` class labels of shape ``(N,)`` (floating point for regression sets).
     """
 
-    inputs: torch.Tensor
+    inputs: Inputs
     targets: torch.Tensor
 
     def __post_init__(self) -> None:
-        if self.inputs.shape[0] != self.targets.shape[0]:
-            raise MentorError(f"inputs and targets differ in length: {self.inputs.shape[0]} inputs "
-                              f"vs {self.targets.shape[0]} targets")
+        sizes = {name: int(value.shape[0]) for name, value in self.inputs.items()} \
+            if isinstance(self.inputs, dict) else {"inputs": int(self.inputs.shape[0])}
+        for name, size in sizes.items():
+            if size != self.targets.shape[0]:
+                raise MentorError(f"inputs and targets differ in length: {size} {name} "
+                                  f"vs {self.targets.shape[0]} targets")
 
     def __len__(self) -> int:
-        return int(self.inputs.shape[0])
+        return count(self.inputs)
 
     def __repr__(self) -> str:
-        return (f"ArrayDataset(n={len(self)}, inputs={tuple(self.inputs.shape)} {self.inputs.dtype}, "
-                f"targets={self.targets.dtype}, device={self.inputs.device})")
+        shown = {name: tuple(value.shape) for name, value in self.inputs.items()} \
+            if isinstance(self.inputs, dict) else f"{tuple(self.inputs.shape)} {self.inputs.dtype}"
+        return (f"ArrayDataset(n={len(self)}, inputs={shown}, targets={self.targets.dtype}, "
+                f"device={device_of(self.inputs)})")
 
     def subset(self, indices: torch.Tensor) -> ArrayDataset:
         """The samples at ``indices`` (a 1-D integer tensor), in that order, as a new dataset."""
-        indices = indices.to(device=self.inputs.device, dtype=torch.long)
-        return ArrayDataset(self.inputs.index_select(0, indices), self.targets.index_select(0, indices))
+        indices = indices.to(device=device_of(self.inputs), dtype=torch.long)
+        return ArrayDataset(take(self.inputs, indices), self.targets.index_select(0, indices))
 
     def to(self, device: torch.device | str) -> ArrayDataset:
         """A copy with both tensors on ``device`` (so batches are sliced there directly)."""
-        return ArrayDataset(self.inputs.to(device), self.targets.to(device))
+        return ArrayDataset(move(self.inputs, device), self.targets.to(device))
 
 
 @dataclass

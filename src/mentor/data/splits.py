@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from mentor.batch import cut, sample_shape
 from mentor.data.dataset import ArrayDataset, RawData, Splits
 from mentor.errors import MentorError
 
@@ -102,8 +103,8 @@ def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit
     else:
         test = ArrayDataset(raw.test_inputs, raw.test_targets)
     if limit is not None:
-        train = ArrayDataset(train.inputs[:limit], train.targets[:limit])
-        test = ArrayDataset(test.inputs[:limit], test.targets[:limit])
+        train = ArrayDataset(cut(train.inputs, 0, limit), train.targets[:limit])
+        test = ArrayDataset(cut(test.inputs, 0, limit), test.targets[:limit])
     if len(test) == 0:
         raise MentorError(f"{name}: no test samples are left ({len(train)} training sample(s); without test files "
                           f"{TEST_FRACTION:.0%} of them are held out for testing); add test files or more samples")
@@ -112,10 +113,10 @@ def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit
         kept, held = stratified_split(train.targets, validation, seed)
         train, val = train.subset(kept), train.subset(held)
     mean = std = None
-    if normalize:
+    if normalize and isinstance(train.inputs, torch.Tensor) and train.inputs.is_floating_point():
         mean, std = channel_stats(train.inputs)
         for part in (train, val, test):
             if part is not None:
                 _standardize(part, mean, std)
     return Splits(name=name, train=train, validation=val, test=test, num_classes=raw.num_classes,
-                  input_shape=tuple(train.inputs.shape[1:]), mean=mean, std=std)
+                  input_shape=sample_shape(train.inputs), mean=mean, std=std)

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mentor.batch import Inputs, call
 from mentor.data import ArrayDataset, BatchIterator
+from mentor.outputs import pick
 
 
 @contextlib.contextmanager
@@ -28,7 +30,7 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
     """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the modes are restored after)."""
     with evaluating(model), torch.inference_mode():
-        return torch.cat([model(inputs) for inputs, _ in BatchIterator(dataset, batch_size)])
+        return torch.cat([pick(call(model, inputs)) for inputs, _ in BatchIterator(dataset, batch_size)])
 
 
 def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> dict[str, float]:
@@ -51,13 +53,13 @@ def selection_score(metrics: dict[str, float]) -> float:
     return metrics["accuracy"] if "accuracy" in metrics else -metrics["mse"]
 
 
-def latency(model: nn.Module, inputs: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
+def latency(model: nn.Module, inputs: Inputs, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time in milliseconds of one eval-mode forward pass on the batch ``inputs``."""
     times = []
     with evaluating(model), torch.inference_mode():
         for index in range(warmup + repeats):
             start = time.perf_counter()
-            model(inputs)
+            call(model, inputs)
             if index >= warmup:
                 times.append(time.perf_counter() - start)
     times.sort()

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mentor.batch import Batch
+from mentor.batch import Batch, device_of
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.engine import checkpoint
 from mentor.engine.distributed import average_gradients, average_scalars, broadcast_parameters, world
@@ -286,8 +286,8 @@ def _networks(scheme: Scheme) -> list[nn.Module]:
 def _prepare(dataset: ArrayDataset | None, device: torch.device, channels_last: bool) -> ArrayDataset | None:
     if dataset is None:
         return None
-    moved = dataset.to(device) if dataset.inputs.device != device else dataset
-    if channels_last and moved.inputs.ndim == 4:
+    moved = dataset.to(device) if device_of(dataset.inputs) != device else dataset
+    if channels_last and isinstance(moved.inputs, torch.Tensor) and moved.inputs.ndim == 4:
         moved = ArrayDataset(moved.inputs.contiguous(memory_format=torch.channels_last), moved.targets)
     return moved
 

@@ -38,6 +38,8 @@ def build_adapter(name: str | None, student: torch.Size, teacher: torch.Size, wh
     """An adapter mapping per-sample shape ``student`` to ``teacher`` (both without the batch axis).
 
     ``None`` means "no adapter": the shapes must then already match.
+    ``linear`` maps token sequences ``(L, D_s) -> (L, D_t)`` (hidden states of two transformers over the same
+    tokens) token by token; any other shapes are flattened and mapped as a whole.
     """
     if name is None or name == "identity":
         if student != teacher:
@@ -47,6 +49,10 @@ def build_adapter(name: str | None, student: torch.Size, teacher: torch.Size, wh
                 f"add an adapter (adapter: {kind})"
             )
         return nn.Identity()
+    if name == "linear" and len(student) == len(teacher) == 2 and student[0] == teacher[0]:
+        # a sequence of L tokens (L, D_s) -> (L, D_t): one linear map of each token's vector, as TinyBERT's W_h
+        # (Jiao et al. 2020, eq. 7) maps a student's hidden states onto the teacher's width
+        return nn.Linear(student[1], teacher[1])
     if name == "linear":
         return nn.Sequential(nn.Flatten(), nn.Linear(student.numel(), teacher.numel()), nn.Unflatten(1, teacher))
     if name in ("conv1x1", "conv3x3"):

@@ -10,10 +10,12 @@ from typing import Any
 from torch import nn
 
 from mentor.errors import MentorError, clip, shown, unknown
+from mentor.models import ecosystem
 from mentor.models.cnn import CNN
 from mentor.models.mlp import MLP
 from mentor.models.trust import entry_points, load_entry_point, load_factory
 from mentor.models.two_head import two_head_mlp
+from mentor.outputs import select_output
 from mentor.registry import Registry
 
 Builder = Callable[..., nn.Module]
@@ -72,13 +74,17 @@ def _call(
 def resolve(spec: str, trust_code: bool = False) -> Builder:
     """The builder of a model name: registered, declared by a package's ``mentor.models`` entry point, or (with
     ``trust_code``) any ``package.module:callable`` (see :mod:`mentor.models.trust`)."""
+    if ecosystem.is_ecosystem(spec):  # hf:..., timm:..., torchvision:..., hf-config: another package's models
+        return ecosystem.builder(spec)
+    if spec == "hf-config":
+        return ecosystem.hf_config
     if ":" in spec:
         return load_factory(spec, trust_code)
     if spec in MODELS:
         return MODELS.get(spec)
     declared = load_entry_point(spec)
     if declared is None:
-        raise unknown("model", spec, [*MODELS.names(), *entry_points()])
+        raise unknown("model", spec, [*MODELS.names(), "hf-config", *entry_points()])
     return declared
 
 
@@ -88,6 +94,7 @@ def create(
     input_shape: Sequence[int] = (1, 28, 28),
     *,
     trust_code: bool = False,
+    output: str | int | None = None,
     **options: Any,
 ) -> nn.Module:
     """Build a model.
@@ -100,6 +107,10 @@ def create(
         num_classes: output width.
         input_shape: per-sample input shape.
         trust_code: consent to import and run a ``package.module:callable`` that no package declares.
+        output: the entry of the forward's result that holds the logits, for a model that returns a tuple, a
+            dict or a ``ModelOutput`` (a key, an index or a dotted path; see :mod:`mentor.outputs`): installed
+            with :func:`mentor.outputs.select_output`. ``None`` leaves the model as it is built (``hf:`` models
+            already give their ``logits``).
         **options: constructor options (``hidden=[128]``, ``channels=[8, 16]``, ``dropout=0.2``...).
 
     Returns:
@@ -107,12 +118,16 @@ def create(
         (``{"model": spec, "options": {...}}``), so a Python run can describe it in its ``recipe.yaml``.
     """
     if isinstance(spec, nn.Module):
-        return spec
+        return spec if output is None else select_output(spec, output)
     if not isinstance(spec, str):
         raise MentorError("a model must be a name, 'package.module:callable' or an nn.Module; "
                           f"got {type(spec).__name__}")
     model = _call(resolve(spec, trust_code), spec, num_classes, input_shape, options)
+    if output is not None:
+        select_output(model, output)
     model.mentor_recipe = {"model": spec, "options": dict(options)}
+    if output is not None:
+        model.mentor_recipe["output"] = output
     return model
 
 

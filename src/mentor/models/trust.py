@@ -63,7 +63,7 @@ def check_consent(spec: str, trust_code: bool, where: str = "model") -> None:
         trust_code: the user's consent.
         where: how the message names the value (``"recipe key 'student.model': model"``).
     """
-    if ":" not in spec:
+    if ":" not in spec or spec.partition(":")[0] in ("hf", "timm", "torchvision"):  # no code of the user's runs
         return
     module, attribute = split(spec, where)
     if trust_code or declared(spec):

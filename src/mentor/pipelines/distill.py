@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from mentor.batch import Batch
+from mentor.batch import Batch, call, cut
 from mentor.data import ArrayDataset, Splits
 from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
 from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses.regression import supervised_objective
+from mentor.outputs import pick
 from mentor.pipelines import multi, output
 from mentor.pipelines.options import settings as keyword_settings
 from mentor.pipelines.options import train_section
@@ -196,7 +197,7 @@ def load_teacher(teacher: nn.Module, path: Path) -> None:
 def sample_batch(train: ArrayDataset, batch_size: int) -> Batch:
     """The first ``batch_size`` training samples as a batch (what set-up and checks run on)."""
     size = min(batch_size, len(train))  # methods may need a full batch (ranking lists)
-    return Batch(train.inputs[:size], train.targets[:size], torch.arange(size), len(train))
+    return Batch(cut(train.inputs, 0, size), train.targets[:size], torch.arange(size), len(train))
 
 
 def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, classes: bool = True) -> torch.Tensor:
@@ -204,15 +205,12 @@ def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, clas
     otherwise. Its outputs on ``sample``."""
     try:
         with evaluating(model), torch.no_grad():
-            logits = model(sample.inputs)
+            logits = pick(call(model, sample.inputs), role=name)  # a ModelOutput, dict or tuple: its logits
     except MentorError:
         raise
     except Exception as error:  # noqa: BLE001 - a user's model that cannot take the data
         raise MentorError(f"the {name} cannot run on {data.name} inputs of shape {tuple(data.input_shape)}: "
                           f"{type(error).__name__}: {clip(str(error))}") from None
-    if not isinstance(logits, torch.Tensor):
-        raise MentorError(f"the {name} returns {type(logits).__name__}, not a tensor of logits (B, K); wrap it "
-                          "in a module whose forward returns the logits (e.g. model(x).logits)")
     if classes and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
         what = "regression targets" if data.train.targets.is_floating_point() else "classes"
         raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "

@@ -60,23 +60,38 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
     """A per-seed data loader (the first seed's splits loaded now, so a missing dataset fails early) and a
     model builder for the dataset's classes and input shape (``trust_code``: see :func:`mentor.models.create`)."""
     check_consent_to_models(recipe, trust_code)
-    spec = recipe.data
-    first = datasets.load(spec.name, validation=spec.validation, seed=recipe.seeds[0], root=spec.root,
-                          limit=spec.limit, normalize=spec.normalize)
+    first = _load(recipe, recipe.seeds[0])
     num_classes, input_shape = first.num_classes, first.input_shape
     _check_jitter(recipe, input_shape)
 
     def load_data(seed: int) -> datasets.Splits:
         if seed == recipe.seeds[0]:
             return first
-        return datasets.load(spec.name, validation=spec.validation, seed=seed, root=spec.root, limit=spec.limit,
-                             normalize=spec.normalize)
+        return _load(recipe, seed)
 
     def model(section: schema.Model) -> nn.Module:
         return create(section.model, **{"num_classes": num_classes, "input_shape": input_shape, **section.options},
-                      trust_code=trust_code)
+                      trust_code=trust_code, output=section.output)
 
     return load_data, model
+
+
+def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:
+    """The splits of the recipe's data section for ``seed`` (texts are tokenized: :mod:`mentor.data.text`)."""
+    spec = recipe.data
+    if spec.text is not None:
+        from mentor.data.text import load_text  # the tokenizer needs transformers: imported only for texts
+
+        tokenizer = spec.text.tokenizer
+        teacher = recipe.teacher.model if recipe.teacher is not None else ""
+        if tokenizer is None and not teacher.startswith("hf:"):
+            raise MentorError("recipe key 'data.text.tokenizer' is needed when the teacher is not hf:<folder>; "
+                              f"got teacher {teacher or 'none'}; give the folder of a Hugging Face tokenizer")
+        return load_text(spec.root if spec.root is not None or spec.name == "bbc-news" else spec.name,
+                         tokenizer or teacher.removeprefix("hf:"), max_length=spec.text.max_length,
+                         validation=spec.validation, seed=seed, limit=spec.limit)
+    return datasets.load(spec.name, validation=spec.validation, seed=seed, root=spec.root, limit=spec.limit,
+                         normalize=spec.normalize)
 
 
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:

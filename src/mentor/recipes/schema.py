@@ -35,12 +35,22 @@ class Section(BaseModel):
         return value
 
 
+class Text(Section):
+    """Texts tokenized for a Hugging Face model (mentor.data.text): data.name bbc-news, or data.root a folder of
+    class subfolders of .txt files."""
+
+    tokenizer: str | None = Field(None, description="folder of a Hugging Face tokenizer (or an id in the local "
+                                                    "cache); default: the teacher's, when it is hf:<folder>")
+    max_length: int = Field(128, ge=2, le=4096, description="tokens per text (padded or truncated)")
+
+
 class Data(Section):
     name: str = Field("digits", description="dataset name (`mentor list datasets`) or a directory of IDX/NumPy files")
     root: str | None = Field(None, description="directory holding the dataset's files (overrides the default place)")
     validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training set held out for validation")
     limit: int | None = Field(None, gt=0, description="keep only this many training and test samples (quick runs)")
     normalize: bool = Field(True, description="standardize inputs with the training set's per-channel mean and std")
+    text: Text | None = Field(None, description="the samples are texts: tokenize them (then normalize is ignored)")
 
 
 class Optimizer(Section):
@@ -96,6 +106,17 @@ class Model(Section):
     model: str = Field(description="registered model name (`mentor list models`), a package's `mentor.models` entry "
                                    "point, or 'package.module:callable' (runs code: needs --trust-code)")
     options: dict[str, Any] = Field(default_factory=dict, description="constructor options, e.g. {hidden: [128]}")
+    output: str | int | None = Field(None, description="the entry of the forward's result holding the logits, for "
+                                     "models returning a tuple/dict/ModelOutput: a key (logits), an index (0) or a "
+                                     "dotted path; default: logits if present, else the first element")
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_key(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and not all(value.split("."))):
+            raise ValueError(f"output is a key (logits), an index (0) or a dotted path (hidden_states.2); "
+                             f"got {value!r}")
+        return value
 
 
 class StudentFriendly(Section):

@@ -124,7 +124,7 @@ class MetaDistill(Scheme):
             order = torch.randperm(size, generator=torch.Generator().manual_seed(QUIZ_SEED + self.seed))
             self._quiz = torch.zeros(size, dtype=torch.bool)
             self._quiz[order[:count]] = True
-        return self._quiz[batch.indices.cpu()].to(batch.inputs.device)
+        return self._quiz[batch.indices.cpu()].to(batch.device)
 
     def student_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                      targets: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mentor.batch import Batch, Outputs
+from mentor.batch import Batch, Inputs, Outputs
 from mentor.data import ArrayDataset
 from mentor.errors import MentorError
 from mentor.losses.objective import LossOutput, Objective
@@ -20,7 +20,7 @@ from mentor.teachers.cache import TeacherCache
 from mentor.teachers.frozen import FrozenTeacher, freeze
 
 
-def student_outputs(model: nn.Module, inputs: torch.Tensor, taps: tuple[str, ...]) -> Outputs:
+def student_outputs(model: nn.Module, inputs: Inputs, taps: tuple[str, ...]) -> Outputs:
     """Logits and tapped tensors of a trained model (with autograd)."""
     logits, features = run_with_taps(model, inputs, taps, role="student")
     return Outputs(logits, features)
@@ -55,7 +55,7 @@ class Offline(Scheme):
         if self.teacher is None or not self.objective.needs_teacher:
             return None
         if self.cache is not None and batch.indices is not None and batch.dataset_size == self.cached_size:
-            return self.cache.outputs(batch.indices, batch.inputs.device)
+            return self.cache.outputs(batch.indices, batch.device)
         return self.teacher.outputs(batch.inputs, self.objective.teacher_taps)
 
     def setup(self, batch: Batch) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mentor.batch import Outputs
+from mentor.batch import Outputs, tensors
 from mentor.data import ArrayDataset, BatchIterator, cache_dir
 from mentor.errors import MentorError, describe_os_error, warn, writing
 from mentor.teachers.fingerprint import model_digest, tensor_digest
@@ -47,7 +47,9 @@ TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}  # float noise between processes (TF32,
 def cache_key(teacher: FrozenTeacher, dataset: ArrayDataset, taps: tuple[str, ...], top_k: int | None) -> str:
     digest = hashlib.sha256(f"{FORMAT}|{taps}|{top_k}".encode())
     digest.update(model_digest(teacher.model).encode())
-    digest.update(tensor_digest(dataset.inputs, remember=True).encode())
+    for name, tensor in tensors(dataset.inputs).items():
+        digest.update(f"{name}:{tensor_digest(tensor, remember=True)}".encode() if name else
+                      tensor_digest(tensor, remember=True).encode())
     return digest.hexdigest()[:32]
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from mentor.batch import Outputs
+from mentor.batch import Inputs, Outputs
 from mentor.taps import run_with_taps
 
 
@@ -59,13 +59,13 @@ class FrozenTeacher(nn.Module):
         self.model.eval()
         return self
 
-    def outputs(self, inputs: torch.Tensor, taps: Iterable[str] = ()) -> Outputs:
+    def outputs(self, inputs: Inputs, taps: Iterable[str] = ()) -> Outputs:
         """Logits and the tapped tensors (paths ending in ``:input`` tap a module's input)."""
         with torch.inference_mode():
             logits, features = run_with_taps(self.model, inputs, taps, role="teacher")
         return Outputs(logits.clone(), {path: value.clone() for path, value in features.items()})
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, inputs: Inputs) -> torch.Tensor:  # type: ignore[override]
         return self.outputs(inputs).logits
 
 

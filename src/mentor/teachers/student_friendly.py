@@ -176,7 +176,7 @@ class StudentFriendlyTraining(Scheme):
                                   f"{tuple(teacher_shape)} but student block {index} outputs {tuple(student_shape)}; "
                                   "cut both at maps or both at vectors")
             transforms.append(Transform(teacher_shape, student_shape).to(feature.device))
-        self.branches = Branches(transforms, self.student_copy[1:]).to(batch.inputs.device)
+        self.branches = Branches(transforms, self.student_copy[1:]).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         return {"teacher": self.teacher, "branches": self._branches()}

@@ -87,7 +87,7 @@ class AdversarialFeatureDistillation(Scheme):
         if self.discriminators is None:
             maps = resize_maps(tapped(self.peers, batch.inputs, self.taps, probe)[1])
             width = max(m.shape[1] for m in maps)
-            device = batch.inputs.device
+            device = batch.device
             self.transfers = nn.ModuleList(transfer_layer(m.shape[1], width) for m in maps).to(device)
             self.discriminators = nn.ModuleList(Discriminator(width) for _ in maps).to(device)
 

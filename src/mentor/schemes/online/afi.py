@@ -91,7 +91,7 @@ class AttentiveFeatureInteraction(Scheme):
             outs, maps = tapped(self.peers, batch.inputs, self.taps, probe)
             maps = resize_maps(maps)
             interaction = FeatureInteraction([m.shape[1] for m in maps], outs[0].logits.shape[1], self.reduction)
-            self.interaction = interaction.to(batch.inputs.device)
+            self.interaction = interaction.to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         peers: dict[str, nn.Module] = {f"peer{k}": peer for k, peer in enumerate(self.peers)}

@@ -91,7 +91,7 @@ class FeatureFusionLearning(Scheme):
             outs, maps = tapped(self.peers, batch.inputs, self.taps, probe)
             widths = [m.shape[1] for m in resize_maps(maps)]
             fused = self.fused_channels or max(widths)
-            self.fusion = FusionModule(sum(widths), fused, outs[0].logits.shape[1]).to(batch.inputs.device)
+            self.fusion = FusionModule(sum(widths), fused, outs[0].logits.shape[1]).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         peers: dict[str, nn.Module] = {f"peer{k}": peer for k, peer in enumerate(self.peers)}

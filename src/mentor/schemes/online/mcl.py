@@ -72,7 +72,7 @@ class MultiViewContrastive(Scheme):
         if self.embeddings is None:
             widths = [probe(p, batch.inputs, (self.feature,)).features[self.feature].flatten(1).shape[1]
                       for p in self.peers]
-            self.embeddings = nn.ModuleList(Embedding(w, self.dim) for w in widths).to(batch.inputs.device)
+            self.embeddings = nn.ModuleList(Embedding(w, self.dim) for w in widths).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {f"peer{k}": peer for k, peer in enumerate(self.peers)}

@@ -75,7 +75,7 @@ class DiversePeers(Scheme):
             width = widths.pop()
             dim = self.attention_dim or max(1, width // 8)
             self.attention = nn.ModuleDict({"query": nn.Linear(width, dim, bias=False),
-                                            "key": nn.Linear(width, dim, bias=False)}).to(batch.inputs.device)
+                                            "key": nn.Linear(width, dim, bias=False)}).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"leader": self.leader}

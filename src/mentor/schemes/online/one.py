@@ -86,7 +86,7 @@ class NativeEnsemble(Scheme):
                 was_training = self.network.training
                 shared = self.network.eval().trunk(batch.inputs)
                 self.network.train(was_training)
-            self.gate = Gate(pooled(shared).shape[1], len(self.network.branches)).to(batch.inputs.device)
+            self.gate = Gate(pooled(shared).shape[1], len(self.network.branches)).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"trunk": self.network.trunk}

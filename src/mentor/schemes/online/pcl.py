@@ -103,7 +103,7 @@ class PeerCollaborativeLearning(Scheme):
             mean = self.mean_teacher.model
             with torch.no_grad():
                 features, logits = mean.branch(0, mean.trunk(batch.inputs))
-            self.head = nn.Linear(self.count * features.shape[1], logits.shape[1]).to(batch.inputs.device)
+            self.head = nn.Linear(self.count * features.shape[1], logits.shape[1]).to(batch.device)
 
     def trained(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"trunk": self.network.trunk}

@@ -109,7 +109,7 @@ class PseudoLabelRound(Scheme):
         if self.table is None:
             if batch.dataset_size is None:
                 raise MentorError("pseudo-labels needs batches that know their dataset size (Batch.dataset_size)")
-            device = batch.inputs.device
+            device = batch.device
             self.labelled = labelled_subset(batch.dataset_size, self.fraction, self.seed).to(device)
             self.table = torch.full((batch.dataset_size,), UNSEEN, dtype=torch.long, device=device)
 
