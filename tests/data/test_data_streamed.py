@@ -155,3 +155,19 @@ def test_evaluate_reads_a_dataset_batch_by_batch() -> None:
     metrics = evaluate(model, Squares(4), batch_size=3)
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert metrics["loss"] == pytest.approx((0.693147 + 0.313262 + 2.126928 + 0.048587) / 4, abs=1e-5)
+
+
+def test_mentor_distill_takes_splits_of_torch_datasets(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mentor
+    from mentor.data import Splits
+
+    monkeypatch.setenv("MENTOR_CACHE", str(tmp_path))
+    memory = ArrayDataset(torch.randn(48, 2, generator=torch.Generator().manual_seed(2)),
+                          torch.arange(48) % 2)
+    data = Splits("rows", Tensors(memory), DataLoader(Tensors(memory), batch_size=16), Tensors(memory), 2, (2,))
+    torch.manual_seed(0)
+    teacher, student = MLP((2,), 2, hidden=(8,)), MLP((2,), 2, hidden=(4,))
+    result = mentor.distill(teacher, student, data, create("kd"), epochs=2, batch_size=8, progress=False,
+                            latency_batch=4)
+    accuracy = result.accuracies()["student distilled"]
+    assert 0.0 <= accuracy <= 1.0

@@ -154,6 +154,14 @@ class DatasetBatches:
             yield inputs, targets
 
 
+def first_samples(data: ArrayDataset | TorchData, count: int) -> tuple[Tensor, Tensor]:
+    """The inputs and targets of the first ``count`` samples (in-memory or streamed): what checks run on."""
+    if isinstance(data, ArrayDataset):
+        return data.inputs[:count], data.targets[:count]
+    inputs, targets, _ = next(DatasetBatches(data, count).indexed())
+    return inputs, targets
+
+
 def ordered_inputs(data: ArrayDataset | TorchData, batch_size: int, start: int = 0,
                    num_workers: int = 0) -> Iterator[Tensor]:
     """The inputs of samples ``start, start+1, ...`` in dataset order, in batches (what a cache is built from)."""
