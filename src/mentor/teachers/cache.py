@@ -176,9 +176,10 @@ class TeacherCache:
                  for name in names for shard in range(shard_count(rows, per_shard))}
         manifest = {"format": FORMAT, "rows": rows, "per_shard": per_shard, "classes": classes, "arrays": names,
                     "files": files}
+        temporary = staging / f".complete.{os.getpid()}.tmp"  # two processes building the same entry never clash
         with writing(staging / "complete"):
-            (staging / "complete.tmp").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-            os.replace(staging / "complete.tmp", staging / "complete")
+            temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            os.replace(temporary, staging / "complete")
         try:
             os.replace(staging, folder)
         except OSError:
