@@ -105,11 +105,11 @@ def flip(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [
-    lambda folder: flip(folder / "logits.npy"),
-    lambda folder: (folder / "logits.npy").write_bytes((folder / "logits.npy").read_bytes()[:100]),
-    lambda folder: (folder / "stage2.npy").unlink(),
+    lambda folder: flip(folder / "logits.00000.npy"),
+    lambda folder: (folder / "logits.00000.npy").write_bytes((folder / "logits.00000.npy").read_bytes()[:100]),
+    lambda folder: (folder / "stage2.00000.npy").unlink(),
     lambda folder: (folder / "complete").write_text("{not json"),
-    lambda folder: (folder / "complete").write_text('{"format": "teacher-outputs/2", "files": ["x"]}'),
+    lambda folder: (folder / "complete").write_text('{"format": "teacher-outputs/3", "files": ["x"]}'),
 ], ids=["flipped-byte", "truncated", "missing", "bad-manifest", "wrong-manifest"])
 def test_a_damaged_entry_is_rebuilt_with_a_warning(damage: object, tmp_path: Path) -> None:
     frozen, data = teacher(), dataset()
@@ -130,6 +130,6 @@ def test_a_cache_that_cannot_be_written_is_skipped(code: int, tmp_path: Path, mo
     def refuse(path: Path, *args: object, **kwargs: object) -> None:
         raise OSError(code, "refused", str(path))
 
-    monkeypatch.setattr(np, "save", refuse)
+    monkeypatch.setattr(np.lib.format, "open_memmap", refuse)
     with pytest.warns(MentorWarning, match=r"cache is skipped, the live teacher serves: cannot access '.*': refused"):
         assert TeacherCache.build(teacher(), dataset(), root=tmp_path) is None

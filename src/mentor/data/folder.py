@@ -1,4 +1,4 @@
-"""The ``folder`` dataset: a user's own directory of IDX or NumPy files."""
+"""The ``folder`` dataset: a user's own directory of IDX or NumPy files, or of images in class folders."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mentor.data.arrays import check_labels, check_pair, to_inputs, to_targets
 from mentor.data.catalog import DATASETS
 from mentor.data.dataset import RawData
 from mentor.data.idx import read_idx
+from mentor.data.images import has_class_folders, load_images
 from mentor.errors import MentorError
 
 # Accepted IDX file names (without the optional ".gz"), per part, first match wins.
@@ -25,7 +26,8 @@ IDX_FILES: dict[str, tuple[str, ...]] = {
 NUMPY_KEYS = ("train_x", "train_y", "test_x", "test_y")
 EXPECTED = ("IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
             "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]; 'test-' also accepted), "
-            "or train_x.npy, train_y.npy, test_x.npy, test_y.npy, or one data.npz with those keys")
+            "or train_x.npy, train_y.npy, test_x.npy, test_y.npy, or one data.npz with those keys, "
+            "or PNG/JPEG images in class folders (DIR/<class>/*.png, optionally under DIR/train and DIR/test)")
 
 
 def find_idx(root: Path) -> dict[str, Path | None]:
@@ -134,6 +136,12 @@ def load_folder(root: Path | None, num_classes: int | None = None) -> RawData:
     found = find_idx(root)
     if any(p is not None for p in found.values()):
         return _load_idx(root, found, num_classes)
+    if has_class_folders(root):  # ROOT/<class>/*.png (or ROOT/train/<class>, ROOT/test/<class>)
+        train_x, train_y, test_x, test_y, classes = load_images(root)
+        names = {"train_x": str(root), "train_y": str(root), "test_x": str(root / "test"),
+                 "test_y": str(root / "test")}
+        return raw_from_arrays({"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y},
+                               names, num_classes if num_classes is not None else classes)
     files: dict[str, object] = {k: (root / f"{k}.npy") if (root / f"{k}.npy").is_file() else None
                                 for k in NUMPY_KEYS}
     if _pairs_complete(files, ("train_x", "train_y"), root):
@@ -158,4 +166,4 @@ def load_folder(root: Path | None, num_classes: int | None = None) -> RawData:
 
 
 DATASETS.register("folder", "your own directory (root=DIR or load(DIR)): IDX files, or train_x/train_y/"
-                            "test_x/test_y .npy, or data.npz")(load_folder)
+                            "test_x/test_y .npy, or data.npz, or PNG/JPEG images in class folders")(load_folder)

@@ -1,10 +1,10 @@
-"""Evaluation of a classifier (or a regression model) on an in-memory dataset."""
+"""Evaluation of a classifier (or a regression model) on an in-memory dataset or a torch Dataset."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from torch import nn
 
 from mentor.batch import Inputs, call
 from mentor.data import ArrayDataset, BatchIterator
+from mentor.data.streamed import DatasetBatches, TorchData, is_streamed
 from mentor.outputs import pick
 
 
@@ -33,19 +34,37 @@ def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> t
         return torch.cat([pick(call(model, inputs)) for inputs, _ in BatchIterator(dataset, batch_size)])
 
 
-def evaluate(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> dict[str, float]:
+def evaluate(model: nn.Module, dataset: ArrayDataset | TorchData, batch_size: int = 512) -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``dataset``; for floating-point (regression) targets
-    ``(N, D)``, the mean squared error ``mse`` (also as ``loss``) and mean absolute error ``mae`` over N·D values."""
-    logits = predict(model, dataset, batch_size)
-    targets = dataset.targets
-    if targets.is_floating_point():
-        errors = logits.reshape(targets.shape).float() - targets.float()
-        mse = float(errors.pow(2).mean())
-        return {"mse": mse, "mae": float(errors.abs().mean()), "loss": mse}
-    return {
-        "accuracy": float((logits.argmax(dim=1) == targets).float().mean()),
-        "loss": float(F.cross_entropy(logits, targets)),
-    }
+    ``(N, D)``, the mean squared error ``mse`` (also as ``loss``) and mean absolute error ``mae`` over N·D values.
+
+    Sums are accumulated batch by batch (in float64 scalars), so no more than one batch of outputs is held;
+    ``dataset`` may be any torch Dataset or DataLoader (:mod:`mentor.data.streamed`)."""
+    if is_streamed(dataset):
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = DatasetBatches(dataset, batch_size, device=device)
+    else:
+        batches = BatchIterator(dataset, batch_size)  # type: ignore[arg-type]
+    sums = {"count": 0.0, "values": 0.0, "correct": 0.0, "loss": 0.0, "squared": 0.0, "absolute": 0.0}
+    regression = False
+    with evaluating(model), torch.inference_mode():
+        for inputs, targets in batches:
+            logits = pick(call(model, inputs))
+            sums["count"] += len(targets)
+            if targets.is_floating_point():
+                regression = True
+                errors = logits.reshape(targets.shape).float() - targets.float()
+                sums["values"] += errors.numel()
+                sums["squared"] += float(errors.pow(2).sum())
+                sums["absolute"] += float(errors.abs().sum())
+            else:
+                sums["correct"] += float((logits.argmax(dim=1) == targets).sum())
+                sums["loss"] += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+    if regression:
+        mse = sums["squared"] / max(sums["values"], 1.0)
+        return {"mse": mse, "mae": sums["absolute"] / max(sums["values"], 1.0), "loss": mse}
+    count = max(sums["count"], 1.0)
+    return {"accuracy": sums["correct"] / count, "loss": sums["loss"] / count}
 
 
 def selection_score(metrics: dict[str, float]) -> float:

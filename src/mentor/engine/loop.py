@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from mentor.batch import Batch, device_of
 from mentor.data import ArrayDataset, BatchIterator
+from mentor.data.streamed import DatasetBatches, TorchData, is_streamed, sized
 from mentor.engine import checkpoint
-from mentor.engine.distributed import average_gradients, average_scalars, broadcast_parameters, world
+from mentor.engine.distributed import average_gradients, average_scalars, barrier, broadcast_parameters, world
 from mentor.engine.evaluate import evaluate, selection_score
 from mentor.engine.metrics import MetricsLog
 from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
@@ -60,6 +61,8 @@ class FitSettings:
     targets, at the start of its second epoch when the teachers learn alongside (peers, a network's own
     deepest classifier: their first targets carry no knowledge yet); 0 turns it off, and
     so does ``compile`` (a compiled backward runs once per graph, the probe needs it once per term).
+    ``num_workers`` and ``pin_memory``: loader processes and page-locked batches when the training data is a torch
+    Dataset (:mod:`mentor.data.streamed`; ``None``: a DataLoader's own settings, else 0 and off).
     """
 
     epochs: int = 10
@@ -78,6 +81,8 @@ class FitSettings:
     teacher_cache: bool = True
     compile: bool = False
     scale_probe: int = 3
+    num_workers: int | None = None
+    pin_memory: bool | None = None
 
 
 @dataclass
@@ -166,21 +171,23 @@ class _Run:
         learning_teachers = not any(isinstance(module, FrozenTeacher) for module in scheme.modules())
         self.probe_epoch = 1 if learning_teachers and settings.epochs > 1 else 0
 
-    def train_epoch(self, batches: BatchIterator, size: int, epoch: int, device: torch.device,
+    def train_epoch(self, batches: BatchIterator | DatasetBatches, size: int | None, epoch: int, device: torch.device,
                     label: str) -> dict[str, float]:
         """One pass over ``batches``: a loss, backward and optimizer step per batch; the epoch's mean losses."""
         scheme, settings = self.scheme, self.settings
         scheme.train()
         sums: dict[str, torch.Tensor] = {}
-        steps = len(batches)
+        steps = _length(batches)  # None: an iterable without a length, counted as it goes
         probing = epoch == self.probe_epoch and self.probe.active
         probed = probed_parameters(scheme.predictors().values()) if probing else []
         shown = settings.progress if settings.progress is not None else sys.stderr.isatty()
         bar = tqdm(total=steps, desc=f"{label} {epoch + 1}/{settings.epochs}", leave=False, file=sys.stderr,
                    disable=not shown or not self.world.is_main, dynamic_ncols=True)
+        step = -1
         for step, (inputs, targets, indices) in enumerate(batches.indexed()):
             with _autocast(settings, device):
-                output = scheme.loss(Batch(inputs, targets, indices, size), epoch + step / steps, settings.epochs)
+                output = scheme.loss(Batch(inputs, targets, indices, size), epoch + step / (steps or math.inf),
+                                     settings.epochs)
             _check_finite(output.total, output.parts, f"{label} epoch {epoch + 1}")
             if probed and self.probe.active:
                 self.probe.take(output, probed)
@@ -198,9 +205,9 @@ class _Run:
             bar.update()
         bar.close()
         sums = average_scalars(sums, self.world)  # under torchrun: the whole batch's losses, not rank 0's shard
-        return {name: float(value) / steps for name, value in sums.items()}
+        return {name: float(value) / max(step + 1, 1) for name, value in sums.items()}
 
-    def validate(self, record: dict[str, Any], validation: ArrayDataset) -> None:
+    def validate(self, record: dict[str, Any], validation: ArrayDataset | TorchData) -> None:
         """Add the predictors' validation metrics to ``record``; keep (and save) the weights when they are best."""
         scores = {}
         for name, model in self.scheme.predictors().items():
@@ -267,15 +274,50 @@ class _Run:
             checkpoint.save({"models": best, "epoch": self.best_epoch}, path)
         return best
 
-    def batches(self, train: ArrayDataset) -> Iterator[tuple[int, BatchIterator]]:
+    def batches(self, train: ArrayDataset | TorchData,
+                device: torch.device) -> Iterator[tuple[int, BatchIterator | DatasetBatches]]:
         # a last batch of a few samples would make batch statistics (BatchNorm, relational methods) degenerate
-        drop_last = len(train) // self.world.size >= self.settings.batch_size
-        iterator = BatchIterator(train, self.settings.batch_size, shuffle=True, seed=self.settings.seed,
-                                 drop_last=drop_last, transform=self.settings.augment, rank=self.world.rank,
-                                 world=self.world.size)
+        drop_last = (sized(train) or 0) // self.world.size >= self.settings.batch_size
+        iterator = (streamed_batches(train, self.settings, device, shuffle=True, drop_last=drop_last)
+                    if is_streamed(train) else
+                    BatchIterator(train, self.settings.batch_size, shuffle=True, seed=self.settings.seed,  # type: ignore[arg-type]
+                                  drop_last=drop_last, transform=self.settings.augment, rank=self.world.rank,
+                                  world=self.world.size))
         for epoch in range(self.start_epoch, self.settings.epochs):
             iterator.set_epoch(epoch)
             yield epoch, iterator
+
+
+def streamed_batches(data: TorchData, settings: FitSettings, device: torch.device, *, shuffle: bool = False,
+                     drop_last: bool = False) -> DatasetBatches:
+    """Batches of a torch Dataset/DataLoader for ``settings``, this process's share under torchrun."""
+    if settings.augment is not None:
+        raise MentorError("train.augment/jitter works on in-memory tensors only; with a torch Dataset, augment in "
+                          "its __getitem__ (or its DataLoader's collate_fn) and leave augment unset")
+    current = world()
+    return DatasetBatches(data, settings.batch_size, shuffle=shuffle, seed=settings.seed, drop_last=drop_last,
+                          rank=current.rank, world=current.size, num_workers=settings.num_workers,
+                          pin_memory=settings.pin_memory, device=device)
+
+
+def _length(batches: BatchIterator | DatasetBatches) -> int | None:
+    try:
+        return len(batches)
+    except TypeError:
+        return None
+
+
+def _cache_teachers(scheme: Scheme, train: ArrayDataset | TorchData, current: Any) -> None:
+    """Build the teacher-output cache once: rank 0 first under torchrun, the others open it after a barrier.
+
+    Data without sample indices (an IterableDataset) has nothing to key a cache by: the live teacher serves."""
+    if is_streamed(train) and sized(train) is None:
+        return
+    if current.size > 1 and not current.is_main:
+        barrier(current)
+    scheme.cache_teachers(train)  # type: ignore[arg-type]
+    if current.size > 1 and current.is_main:
+        barrier(current)
 
 
 def _networks(scheme: Scheme) -> list[nn.Module]:
@@ -283,9 +325,10 @@ def _networks(scheme: Scheme) -> list[nn.Module]:
     return [*scheme.predictors().values(), *(m.model for m in scheme.modules() if isinstance(m, FrozenTeacher))]
 
 
-def _prepare(dataset: ArrayDataset | None, device: torch.device, channels_last: bool) -> ArrayDataset | None:
-    if dataset is None:
-        return None
+def _prepare(dataset: ArrayDataset | TorchData | None, device: torch.device,
+             channels_last: bool) -> ArrayDataset | TorchData | None:
+    if dataset is None or is_streamed(dataset):  # a torch Dataset is moved batch by batch
+        return dataset
     moved = dataset.to(device) if device_of(dataset.inputs) != device else dataset
     if channels_last and isinstance(moved.inputs, torch.Tensor) and moved.inputs.ndim == 4:
         moved = ArrayDataset(moved.inputs.contiguous(memory_format=torch.channels_last), moved.targets)
@@ -294,8 +337,8 @@ def _prepare(dataset: ArrayDataset | None, device: torch.device, channels_last: 
 
 def fit(
     scheme: Scheme,
-    train: ArrayDataset,
-    validation: ArrayDataset | None,
+    train: ArrayDataset | TorchData,
+    validation: ArrayDataset | TorchData | None,
     settings: FitSettings,
     *,
     log: MetricsLog | None = None,
@@ -304,6 +347,8 @@ def fit(
 ) -> FitResult:
     """Train ``scheme`` for ``settings.epochs`` epochs and keep the weights that did best on validation.
 
+    ``train`` and ``validation`` are in-memory :class:`~mentor.data.ArrayDataset` (the fast path) or any torch
+    Dataset, IterableDataset or DataLoader (read batch by batch, :mod:`mentor.data.streamed`).
     Without a validation set the last weights are kept. When ``checkpoints`` is a directory, ``last.pt``
     (resumable state) is written after every epoch and ``best.pt`` whenever validation improves. The
     scheme's frozen teachers are held while it trains and given back as they were handed in when it
@@ -318,11 +363,12 @@ def fit(
             teacher.release()
 
 
-def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, settings: FitSettings,
-         log: MetricsLog | None, checkpoints: Path | None, stage: str) -> FitResult:
-    if len(train) == 0:
+def _fit(scheme: Scheme, train: ArrayDataset | TorchData, validation: ArrayDataset | TorchData | None,
+         settings: FitSettings, log: MetricsLog | None, checkpoints: Path | None, stage: str) -> FitResult:
+    if sized(train) == 0:
         raise MentorError("the training set is empty; check the dataset and its 'limit'")
-    train = scheme.training_set(train)
+    if not is_streamed(train):
+        train = scheme.training_set(train)  # type: ignore[arg-type]
     log = log if log is not None else MetricsLog()
     device = resolve_device(settings.device)
     scheme.to(device)
@@ -331,11 +377,13 @@ def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, s
     train = _prepare(train, device, settings.channels_last)  # type: ignore[assignment]
     validation = _prepare(validation, device, settings.channels_last)
     seed_everything(settings.seed)
-    first_inputs, first_targets, first_indices = next(BatchIterator(train, settings.batch_size).indexed())
-    scheme.setup(Batch(first_inputs, first_targets, first_indices, len(train)))
-    if settings.teacher_cache and settings.augment is None:
-        scheme.cache_teachers(train)
+    first = (streamed_batches(train, settings, device) if is_streamed(train)  # type: ignore[arg-type]
+             else BatchIterator(train, settings.batch_size))  # type: ignore[arg-type]
+    first_inputs, first_targets, first_indices = next(first.indexed())
+    scheme.setup(Batch(first_inputs, first_targets, first_indices, sized(train)))
     run = _Run(scheme, settings, checkpoints)
+    if settings.teacher_cache and settings.augment is None:
+        _cache_teachers(scheme, train, run.world)
     if settings.resume and run.restore() and run.world.is_main:
         log.drop_after(stage, 0)  # the checkpoint's history is the truth: rewrite this stage's records from it
         for record in run.history:
@@ -343,10 +391,10 @@ def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, s
     broadcast_parameters(scheme.trained().values(), run.world)
 
     with compiled(_networks(scheme)) if settings.compile else contextlib.nullcontext():
-        for epoch, batches in run.batches(train):
+        for epoch, batches in run.batches(train, device):
             started = time.perf_counter()
             label = str(log.fields.get("run", "model")) + ("" if stage == "train" else f" {stage}")
-            losses = run.train_epoch(batches, len(train), epoch, device, label)
+            losses = run.train_epoch(batches, sized(train), epoch, device, label)
             lr = next(iter(run.optimizers.values())).param_groups[0]["lr"] if run.optimizers else 0.0
             for scheduler in run.schedulers.values():
                 scheduler.step()
@@ -356,7 +404,7 @@ def _fit(scheme: Scheme, train: ArrayDataset, validation: ArrayDataset | None, s
             if epoch == run.probe_epoch and run.probe.taken:
                 ratios = run.probe.report(f"{log.fields.get('run', 'model')} {stage}") if run.world.is_main else {}
                 record.update({f"scale/{name}": round(ratio, 6) for name, ratio in ratios.items()})
-            if validation is not None and len(validation) > 0:
+            if validation is not None and sized(validation) != 0:
                 run.validate(record, validation)
             run.history.append(record)
             run.save(epoch + 1)  # the checkpoint first: a record in metrics.jsonl always has its checkpoint

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from mentor.batch import Batch, call, cut
+from mentor.batch import Batch, call
 from mentor.data import ArrayDataset, Splits
+from mentor.data.streamed import TorchData, first_samples, sized
 from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
 from mentor.engine.loop import resolve_device
 from mentor.errors import MentorError, clip
@@ -64,7 +65,7 @@ def fit_plan(
 ) -> list[FitResult]:
     """Train ``model`` through each stage of ``plan`` (default: cross-entropy only, or the squared error for
     regression targets), one loop call per stage."""
-    stages = as_stages(plan if plan is not None else supervised_objective(data.train.targets))
+    stages = as_stages(plan if plan is not None else supervised_objective(first_samples(data.train, 1)[1]))
     results = []
     for stage, epochs in zip(stages, stage_epochs(stages, settings.epochs), strict=True):
         scheme = Offline(model, stage.objective, teacher if stage.objective.needs_teacher else None)
@@ -194,10 +195,11 @@ def load_teacher(teacher: nn.Module, path: Path) -> None:
     teacher.load_state_dict(weights)
 
 
-def sample_batch(train: ArrayDataset, batch_size: int) -> Batch:
+def sample_batch(train: ArrayDataset | TorchData, batch_size: int) -> Batch:
     """The first ``batch_size`` training samples as a batch (what set-up and checks run on)."""
-    size = min(batch_size, len(train))  # methods may need a full batch (ranking lists)
-    return Batch(cut(train.inputs, 0, size), train.targets[:size], torch.arange(size), len(train))
+    size = min(batch_size, sized(train) or batch_size)  # methods may need a full batch (ranking lists)
+    inputs, targets = first_samples(train, size)
+    return Batch(inputs, targets, torch.arange(len(targets)), sized(train))
 
 
 def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, classes: bool = True) -> torch.Tensor:
@@ -212,7 +214,7 @@ def check_outputs(name: str, model: nn.Module, data: Splits, sample: Batch, clas
         raise MentorError(f"the {name} cannot run on {data.name} inputs of shape {tuple(data.input_shape)}: "
                           f"{type(error).__name__}: {clip(str(error))}") from None
     if classes and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
-        what = "regression targets" if data.train.targets.is_floating_point() else "classes"
+        what = "regression targets" if sample.targets.is_floating_point() else "classes"
         raise MentorError(f"the {name} outputs shape {tuple(logits.shape[1:])} but {data.name} has "
                           f"{data.num_classes} {what}; set its num_classes to {data.num_classes}")
     return logits

@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from mentor.batch import cut
 from mentor.data import Splits
+from mentor.data.streamed import first_samples
 from mentor.engine import evaluate, latency
 from mentor.errors import unknown
 from mentor.models import count_parameters
@@ -39,7 +39,7 @@ class Measured:
 
 def measure(role: str, seed: int, model: nn.Module, data: Splits, latency_batch: int, best_epoch: int = 0) -> Measured:
     """Evaluate ``model`` on the test set and time one inference batch."""
-    batch = cut(data.test.inputs, 0, latency_batch)
+    batch = first_samples(data.test, latency_batch)[0]
     metrics = evaluate(model, data.test)
     errors = {name: metrics[name] for name in ("mse", "mae") if name in metrics}
     return Measured(role, seed, metrics.get("accuracy", math.nan), count_parameters(model),
