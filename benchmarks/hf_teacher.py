@@ -11,7 +11,8 @@ KD's temperature and weight are chosen on validation with seed 0 (best validatio
 then the student alone and KD with the chosen values run with every seed; the table reports test accuracy as
 mean ± standard deviation. The teacher is fine-tuned once (seed 0): the seeds vary the students.
 
-Sized for two CPU cores in about 20 minutes with the defaults. ``--limit``, ``--epochs``, ``--teacher-epochs``,
+Both packages come with ``pip install -e '.[bench]'``. Sized for two CPU cores in about 20 minutes with the
+defaults. ``--limit``, ``--epochs``, ``--teacher-epochs``,
 ``--seeds`` and ``--grid`` shrink it for a trial (``--no-write`` leaves BENCHMARKS.md alone).
 """
 
