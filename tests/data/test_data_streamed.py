@@ -171,3 +171,15 @@ def test_mentor_distill_takes_splits_of_torch_datasets(tmp_path: object, monkeyp
                             latency_batch=4)
     accuracy = result.accuracies()["student distilled"]
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_a_scheme_that_makes_its_own_training_set_refuses_a_torch_dataset() -> None:
+    from torch.utils.data import TensorDataset
+
+    from mentor.schemes import SCHEMES
+
+    scheme = SCHEMES.create("mean-teacher", [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))],
+                            labels=2)
+    data = TensorDataset(torch.randn(8, 1, 2, 2), torch.tensor([0, 1] * 4))
+    with pytest.raises(MentorError, match="makes its own training set .* not as a torch Dataset"):
+        fit(scheme, data, None, FitSettings(epochs=1, batch_size=4, progress=False))

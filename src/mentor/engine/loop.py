@@ -369,6 +369,10 @@ def _fit(scheme: Scheme, train: ArrayDataset | TorchData, validation: ArrayDatas
         raise MentorError("the training set is empty; check the dataset and its 'limit'")
     if not is_streamed(train):
         train = scheme.training_set(train)  # type: ignore[arg-type]
+    elif type(scheme).training_set is not Scheme.training_set:
+        raise MentorError(f"the {type(scheme).__name__} scheme makes its own training set from the training split "
+                          "(it hides labels or repeats samples), which needs the split in memory; load the data "
+                          "with mentor.data.load (tensors), not as a torch Dataset")
     log = log if log is not None else MetricsLog()
     device = resolve_device(settings.device)
     scheme.to(device)
