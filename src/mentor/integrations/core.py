@@ -21,6 +21,7 @@ from mentor.errors import MentorError, shown
 from mentor.knowledge import create
 from mentor.losses.objective import Objective
 from mentor.losses.terms import Term
+from mentor.outputs import pick
 from mentor.taps import Taps
 
 Method = str | Objective
@@ -42,20 +43,6 @@ def build_objective(method: Method, params: Mapping[str, Any] | None, owner: str
         raise MentorError(f"method {method!r} trains in stages ({stages}); {owner} takes one objective: pass "
                           f"mentor.knowledge.create({method!r}, ...)[i].objective for the stage to train")
     return plan
-
-
-def logits_of(result: Any, role: str) -> torch.Tensor:
-    """The logits in a model's result: the tensor itself, a mapping's ``logits`` or a tuple's first tensor."""
-    if isinstance(result, torch.Tensor):
-        return result
-    if isinstance(result, Mapping) and isinstance(result.get("logits"), torch.Tensor):
-        return result["logits"]
-    if isinstance(result, (tuple, list)):
-        for item in result:
-            if isinstance(item, torch.Tensor):
-                return item
-    raise MentorError(f"the {role} returned {type(result).__name__} with no logits; a model must return the logits "
-                      "tensor, a mapping with a 'logits' tensor (Hugging Face ModelOutput) or a tuple starting with it")
 
 
 def needs_bind(objective: Objective) -> bool:
@@ -80,7 +67,7 @@ def run_model(model: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     """``model(*args, **kwargs)`` with ``taps`` recorded, as :class:`Outputs` (autograd as the caller has it)."""
     with tapped(model, taps, role) as features:
         result = model(*args, **kwargs)
-    return Outputs(logits_of(result, role), features)
+    return Outputs(pick(result, None, role), features)
 
 
 def run_teacher(teacher: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any],

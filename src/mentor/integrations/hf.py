@@ -36,8 +36,9 @@ from torch import nn
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
-from mentor.integrations.core import Method, build_objective, logits_of, needs_bind, tapped
+from mentor.integrations.core import Method, build_objective, needs_bind, tapped
 from mentor.integrations.loop import BoundObjective
+from mentor.outputs import pick
 
 try:
     import transformers
@@ -110,7 +111,7 @@ class DistillationTrainer(transformers.Trainer):
         with tapped(self.accelerator.unwrap_model(model), self.distillation.objective.student_taps,
                     "student") as features:
             result = model(**model_inputs)
-        student = Outputs(logits_of(result, "student"), features)
+        student = Outputs(pick(result, None, "student"), features)
         if student.logits.ndim != 2:
             raise MentorError(f"DistillationTrainer distills one row of logits per sample, (batch, classes), as a "
                               f"sequence classifier gives. Got logits of shape {tuple(student.logits.shape)}; "

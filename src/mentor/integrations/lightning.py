@@ -34,8 +34,9 @@ from torch import nn
 
 from mentor.batch import Outputs
 from mentor.errors import MentorError
-from mentor.integrations.core import Method, build_objective, logits_of, needs_bind, tapped
+from mentor.integrations.core import Method, build_objective, needs_bind, tapped
 from mentor.integrations.loop import BoundObjective, Inputs
+from mentor.outputs import pick
 from mentor.taps import resolve
 
 try:
@@ -162,7 +163,7 @@ class DistillationCallback(pl.Callback):
                               f"distilled, but {where} was not called in training_step; pass the path of the "
                               "module training_step calls (e.g. student='model').")
         call_args, call_kwargs, result = calls[-1]
-        student = Outputs(logits_of(result, "student"), features)
+        student = Outputs(pick(result, None, "student"), features)
         batch = args[0] if args else kwargs.get("batch")
         tensor = call_args[0] if len(call_args) == 1 and isinstance(call_args[0], torch.Tensor) else None
         loss = bound.loss(student, bound.teacher_outputs(call_args, call_kwargs), self._targets(batch, student),
