@@ -183,3 +183,13 @@ def test_a_scheme_that_makes_its_own_training_set_refuses_a_torch_dataset() -> N
     data = TensorDataset(torch.randn(8, 1, 2, 2), torch.tensor([0, 1] * 4))
     with pytest.raises(MentorError, match="makes its own training set .* not as a torch Dataset"):
         fit(scheme, data, None, FitSettings(epochs=1, batch_size=4, progress=False))
+
+
+def test_loader_workers_and_pinned_memory_are_train_keys() -> None:
+    from mentor.pipelines.options import settings, train_section
+
+    fit_settings = settings(None, caller="mentor.train", num_workers=2, pin_memory=True)
+    assert (fit_settings.num_workers, fit_settings.pin_memory) == (2, True)
+    assert train_section(fit_settings)["num_workers"] == 2
+    with pytest.raises(MentorError, match="num_workers"):
+        settings(None, caller="mentor.train", num_workers=-1)

@@ -41,6 +41,8 @@ def fit_settings(train: schema.Train, progress: bool | None = None, seed: int = 
         channels_last=train.channels_last,
         compile=train.compile,
         teacher_cache=train.teacher_cache,
+        num_workers=train.num_workers,
+        pin_memory=train.pin_memory,
     )
 
 
@@ -120,4 +122,4 @@ def train_section(fit: FitSettings) -> dict[str, Any] | None:
             "scheduler": asdict(fit.scheduler), "clip_grad_norm": fit.clip_grad_norm,
             "jitter": fit.augment.pixels if isinstance(fit.augment, Jitter) else 0, "device": fit.device,
             "precision": fit.precision, "channels_last": fit.channels_last, "compile": fit.compile,
-            "teacher_cache": fit.teacher_cache}
+            "teacher_cache": fit.teacher_cache, "num_workers": fit.num_workers, "pin_memory": fit.pin_memory}

@@ -90,6 +90,10 @@ class Train(Section):
                                             "pay the compilation)")
     teacher_cache: bool = Field(True, description="compute a frozen teacher's outputs once per dataset when the "
                                                   "inputs are deterministic (no jitter), instead of every epoch")
+    num_workers: int | None = Field(None, ge=0, description="loader processes when the data is a torch Dataset "
+                                                        "(None: a DataLoader's own, else 0)")
+    pin_memory: bool | None = Field(None, description="page-locked batches when the data is a torch Dataset (None: a "
+                                                      "DataLoader's own, else off)")
 
     @field_validator("epochs")
     @classmethod
