@@ -143,7 +143,9 @@ class DistillationCallback(pl.Callback):
     def _step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, original: Callable[..., Any],
               args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bound = self.bound
-        assert bound is not None  # set in setup, which runs before any training step
+        if bound is None:
+            raise MentorError("DistillationCallback ran a training step before its setup; add the callback to the "
+                              "Trainer's callbacks (pl.Trainer(callbacks=[...])) instead of calling it directly")
         network, calls = bound.student, []
 
         def record(module: nn.Module, call_args: tuple[Any, ...], call_kwargs: dict[str, Any], result: Any) -> None:
