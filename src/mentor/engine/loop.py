@@ -15,10 +15,9 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,75 +31,15 @@ from mentor.engine import checkpoint
 from mentor.engine.distributed import average_gradients, average_scalars, barrier, broadcast_parameters, world
 from mentor.engine.evaluate import evaluate, selection_score
 from mentor.engine.metrics import MetricsLog
-from mentor.engine.optim import OptimizerSettings, SchedulerSettings, build_optimizer, build_scheduler
+from mentor.engine.optim import build_optimizer, build_scheduler
 from mentor.engine.scales import Probe
 from mentor.engine.scales import parameters as probed_parameters
 from mentor.engine.seed import seed_everything
+from mentor.engine.settings import FitResult, FitSettings, resolve_device
 from mentor.errors import MentorError, warn
 from mentor.schemes.base import Scheme
 from mentor.taps import compiled
 from mentor.teachers.frozen import FrozenTeacher, teachers_in
-
-Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-@dataclass
-class FitSettings:
-    """How to train: the ``train`` section of a recipe.
-
-    ``progress``: progress bars on standard error (``None``: only when it is a terminal).
-    ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available). ``precision``: ``"fp32"`` or
-    ``"bf16"`` (autocast on CPU and CUDA). ``channels_last``: NHWC memory format for 4-D inputs and models.
-    ``resume``: continue from ``last.pt`` in the checkpoint folder when there is one.
-    ``teacher_cache``: let offline schemes read a frozen teacher's outputs from a per-dataset cache when
-    the inputs are deterministic (``augment`` is ``None``). ``compile``: run the scheme's predicting
-    models and frozen teachers through ``torch.compile`` where nothing is tapped from them (see
-    :func:`mentor.taps.compiled`); module paths and checkpoint keys stay as they are, and the first steps
-    pay the compilation. ``scale_probe``: steps in which every loss term's gradient is measured against the
-    cross-entropy's (:mod:`mentor.engine.scales`), at the start of the stage when a frozen teacher gives the
-    targets, at the start of its second epoch when the teachers learn alongside (peers, a network's own
-    deepest classifier: their first targets carry no knowledge yet); 0 turns it off, and
-    so does ``compile`` (a compiled backward runs once per graph, the probe needs it once per term).
-    ``num_workers`` and ``pin_memory``: loader processes and page-locked batches when the training data is a torch
-    Dataset (:mod:`mentor.data.streamed`; ``None``: a DataLoader's own settings, else 0 and off).
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
-    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
-    clip_grad_norm: float | None = None
-    seed: int = 0
-    progress: bool | None = None
-    eval_batch_size: int = 1024
-    augment: Transform | None = None
-    device: str = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"
-    channels_last: bool = False
-    resume: bool = False
-    teacher_cache: bool = True
-    compile: bool = False
-    scale_probe: int = 3
-    num_workers: int | None = None
-    pin_memory: bool | None = None
-
-
-@dataclass
-class FitResult:
-    """Per-epoch records, and the epoch and validation metrics of the selected (best) weights."""
-
-    history: list[dict[str, Any]]
-    best_epoch: int
-    best: dict[str, float]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available; a clear error when CUDA is asked for and absent."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MentorError(f"train.device is {name!r} but no CUDA device is available; use device: cpu or auto")
-    return torch.device(name)
 
 
 def _autocast(settings: FitSettings, device: torch.device) -> contextlib.AbstractContextManager[Any]:

@@ -21,7 +21,7 @@ from mentor.batch import Batch, call
 from mentor.data import ArrayDataset, Splits
 from mentor.data.streamed import TorchData, first_samples, sized
 from mentor.engine import FitResult, FitSettings, MetricsLog, checkpoint, evaluating, fit, seed_everything
-from mentor.engine.loop import resolve_device
+from mentor.engine.settings import resolve_device
 from mentor.errors import MentorError, clip
 from mentor.knowledge import Plan, Stage, as_stages
 from mentor.losses.regression import supervised_objective
