@@ -21,8 +21,7 @@ two-head student (``mlp-two-head``, ``teacher_head``). Test MSE, mean ± std ove
 Every model keeps the weights of its best validation epoch (accuracy, or lowest MSE); nothing is chosen
 on the test set. Hyper-parameters are the papers' released defaults, not tuned here. With the defaults
 (one torch thread: on shared cores, more threads fought each other and ran tens of times slower in our
-measurements) the whole run is sized for about 15 minutes on 2 CPU cores: about 70 ms per teacher or
-MetaDistill step of 64 images measured on a loaded machine, 1,400 such steps of each per seed.
+measurements) the whole run took 13 minutes on 2 CPU cores shared with other work (BENCHMARKS.md).
 """
 
 from __future__ import annotations

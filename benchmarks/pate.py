@@ -15,7 +15,7 @@ T = 200, σ1 = 150, σ2 = 40 (the 2018 paper's MNIST setting). The 2017 paper's 
 (δ = 1e-5, 100 queries, LNMax), stands beside the table; it used CNN teachers and a GAN-based semi-supervised
 student, so the gap to it is the student's and the teachers' architecture, not the aggregation.
 
-With the defaults the whole run is sized for at most 30 minutes on 2 CPU cores; ``--limit`` and small
+With the defaults the whole run took under 2 minutes on 2 CPU cores (BENCHMARKS.md); ``--limit`` and small
 ``--teachers``/``--queries`` make a smoke run. The table goes into BENCHMARKS.md between
 ``<!-- pate:start -->`` and ``<!-- pate:end -->``.
 """
