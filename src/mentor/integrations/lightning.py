@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from mentor.batch import Outputs
+from mentor.batch import Inputs, Outputs
 from mentor.errors import MentorError
 from mentor.integrations.core import Method, build_objective, needs_bind, tapped
-from mentor.integrations.loop import BoundObjective, Inputs
+from mentor.integrations.loop import BoundObjective
 from mentor.outputs import pick
 from mentor.taps import resolve
 

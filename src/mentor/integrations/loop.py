@@ -24,14 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mentor.batch import Batch, Outputs
+from mentor.batch import Batch, Inputs, Outputs
 from mentor.errors import MentorError
 from mentor.integrations.core import Method, OutputCache, build_objective, device_of, needs_bind, run_model, run_teacher
 from mentor.losses.objective import LossOutput, Objective
 from mentor.losses.terms import Context
 from mentor.teachers.frozen import FrozenTeacher, freeze
-
-Inputs = torch.Tensor | Mapping[str, Any]
 
 
 def call_args(inputs: Inputs) -> tuple[tuple[Any, ...], dict[str, Any]]:
