@@ -12,5 +12,7 @@ from mentor.data.catalog import DATASETS
 from mentor.data.dataset import ArrayDataset, Splits
 from mentor.data.idx import read_idx
 from mentor.data.loading import load
+from mentor.data.tables import load_table
 
-__all__ = ["DATASETS", "ArrayDataset", "BatchIterator", "Jitter", "Splits", "cache_dir", "load", "read_idx"]
+__all__ = ["DATASETS", "ArrayDataset", "BatchIterator", "Jitter", "Splits", "cache_dir", "load", "load_table",
+           "read_idx"]

@@ -79,6 +79,8 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
 def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:
     """The splits of the recipe's data section for ``seed`` (texts are tokenized: :mod:`mentor.data.text`)."""
     spec = recipe.data
+    if spec.table is not None:
+        return _load_table(recipe, seed)
     if spec.text is not None:
         from mentor.data.text import load_text  # the tokenizer needs transformers: imported only for texts
 
@@ -92,6 +94,20 @@ def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:
                          validation=spec.validation, seed=seed, limit=spec.limit)
     return datasets.load(spec.name, validation=spec.validation, seed=seed, root=spec.root, limit=spec.limit,
                          normalize=spec.normalize)
+
+
+def _load_table(recipe: schema.Recipe, seed: int) -> datasets.Splits:
+    """The splits of a Hugging Face table at ``data.root`` (``datasets`` is imported only for tables)."""
+    from mentor.data.tables import load_table
+
+    spec, table = recipe.data, recipe.data.table
+    if spec.root is None or table is None:
+        raise MentorError("recipe key 'data.root' must name the table (a save_to_disk folder or a data file) when "
+                          "data.table is given")
+    return load_table(spec.root, inputs=table.inputs, label=table.label,
+                      tokenizer=spec.text.tokenizer if spec.text is not None else None,
+                      max_length=spec.text.max_length if spec.text is not None else 128, validation=spec.validation,
+                      seed=seed, limit=spec.limit, normalize=spec.normalize, stream=table.stream)
 
 
 def _check_jitter(recipe: schema.Recipe, input_shape: tuple[int, ...]) -> None:

@@ -44,6 +44,16 @@ class Text(Section):
     max_length: int = Field(128, ge=2, le=4096, description="tokens per text (padded or truncated)")
 
 
+class Table(Section):
+    """A Hugging Face datasets table (mentor.data.tables) at data.root: a save_to_disk folder or a
+    .parquet/.csv/.json/.jsonl/.arrow file."""
+
+    inputs: list[str] | None = Field(None, min_length=1, description="the input column(s); default: the first of "
+                                     "image, img, pixel_values, input_ids (with its masks) or text")
+    label: str = Field("label", description="the integer class column")
+    stream: bool = Field(False, description="keep the rows on disk and read them batch by batch (larger than memory)")
+
+
 class Data(Section):
     name: str = Field("digits", description="dataset name (`mentor list datasets`) or a directory of IDX/NumPy files")
     root: str | None = Field(None, description="directory holding the dataset's files (overrides the default place)")
@@ -51,6 +61,7 @@ class Data(Section):
     limit: int | None = Field(None, gt=0, description="keep only this many training and test samples (quick runs)")
     normalize: bool = Field(True, description="standardize inputs with the training set's per-channel mean and std")
     text: Text | None = Field(None, description="the samples are texts: tokenize them (then normalize is ignored)")
+    table: Table | None = Field(None, description="data.root is a Hugging Face datasets table: its columns")
 
 
 class Optimizer(Section):
