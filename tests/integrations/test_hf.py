@@ -157,3 +157,27 @@ def test_a_plain_student_predicts_through_the_trainer(tmp_path: Path) -> None:
         expected = student(Tokens(4).ids)
     assert torch.allclose(torch.as_tensor(prediction.predictions), expected, atol=1e-6)
     assert prediction.metrics["test_loss"] > 0
+
+
+def pooler_objective(seed: int) -> mentor.Objective:
+    torch.manual_seed(seed)  # the adapter is made at binding: different seeds, different initial adapters
+    return mentor.Objective(mentor.terms.CE(), mentor.terms.Distance(student="bert.pooler", teacher="bert.pooler",
+                                                                      adapter="linear"))
+
+
+def test_a_resumed_trainer_continues_with_its_saved_adapter(tmp_path: Path) -> None:
+    saving = transformers.TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2,
+                                            learning_rate=1e-2, report_to=[], use_cpu=True, save_strategy="steps",
+                                            save_steps=2, logging_strategy="no", disable_tqdm=True, seed=0)
+    first = pooler_objective(0)
+    DistillationTrainer(model=bert(16, 1, 0), teacher=bert(32, 2, 1), method=first, args=saving,
+                        train_dataset=Tokens(8)).train()
+    saved = [p.detach().clone() for p in first.parameters()]
+    assert (tmp_path / "checkpoint-2" / "mentor_objective.pt").is_file()
+    second = pooler_objective(5)
+    resumed = DistillationTrainer(model=bert(16, 1, 0), teacher=bert(32, 2, 1), method=second, args=saving,
+                                  train_dataset=Tokens(8))
+    resumed.create_optimizer()
+    assert not all(torch.equal(a, b) for a, b in zip(saved, second.parameters(), strict=True))
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert all(torch.equal(a, b) for a, b in zip(saved, second.parameters(), strict=True))

@@ -17,6 +17,10 @@ What it changes in ``Trainer``:
 - ``create_optimizer``: the objective is bound on the first training batch (so adapters exist), and its
   parameters join the optimizer as one more group at ``args.weight_decay``, before the scheduler is made.
 - the loss is a per-batch mean, so the Trainer divides it over gradient-accumulation steps itself.
+- checkpoints: every Trainer checkpoint folder also holds the objective's state (adapters, learned weightings)
+  as :data:`OBJECTIVE_FILE`, written atomically with a checksum (:mod:`mentor.engine.checkpoint`), and
+  ``train(resume_from_checkpoint=...)`` loads it after binding, so a resumed run continues with the adapters it
+  had rather than fresh ones.
 
 Teacher cache: the Trainer cannot know whether a sample's inputs are the same at every epoch (a collator
 may mask tokens at random), so caching is the user's statement: ``cache_teacher=True`` and an ``index``
@@ -29,12 +33,14 @@ Evaluation always runs the teacher live.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from mentor.batch import Outputs
+from mentor.engine import checkpoint
 from mentor.errors import MentorError
 from mentor.integrations.core import Method, build_objective, needs_bind, tapped
 from mentor.integrations.loop import BoundObjective
@@ -44,6 +50,9 @@ try:
     import transformers
 except ImportError:
     raise MentorError("mentor.integrations.hf needs the Hugging Face extra: pip install 'mentor[hf]'") from None
+
+OBJECTIVE_FILE = "mentor_objective.pt"
+"""The objective's state in a Trainer checkpoint folder."""
 
 
 class DistillationTrainer(transformers.Trainer):
@@ -90,6 +99,23 @@ class DistillationTrainer(transformers.Trainer):
         new = [p for p in self.distillation.objective.parameters() if p.requires_grad and id(p) not in known]
         if new:
             optimizer.add_param_group({"params": new, "weight_decay": self.args.weight_decay})
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save:
+            checkpoint.save({"objective": self.distillation.objective.state_dict()}, Path(output_dir) / OBJECTIVE_FILE)
+
+    def _load_optimizer_and_scheduler(self, resume_from_checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(resume_from_checkpoint)
+        if resume_from_checkpoint is None or not (Path(resume_from_checkpoint) / OBJECTIVE_FILE).is_file():
+            return
+        state = checkpoint.load(Path(resume_from_checkpoint) / OBJECTIVE_FILE)["objective"]
+        try:
+            self.distillation.objective.load_state_dict(state)
+        except RuntimeError as error:
+            raise MentorError(f"{resume_from_checkpoint}/{OBJECTIVE_FILE} does not fit this trainer's objective "
+                              f"({str(error).splitlines()[0][:160]}); resume with the method and params it was "
+                              "saved with") from None
 
     def _split(self, inputs: Mapping[str, Any]) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
         """The model's inputs, the labels and the sample indices of one prepared batch."""
