@@ -67,6 +67,9 @@ def test_key_changes_with_teacher_weights_data_and_taps() -> None:
     assert base != cache_key(teacher(0), dataset(seed=1), (), None)
     assert base != cache_key(teacher(0), data, ("stage1",), None)
     assert base != cache_key(teacher(0), data, (), 3)
+    bf16 = teacher(0)
+    bf16.precision = "bf16"
+    assert base != cache_key(bf16, data, (), None)
     changed = teacher(0)
     with torch.no_grad():
         next(changed.model.parameters())[0, 0, 0, 0] += 1e-3

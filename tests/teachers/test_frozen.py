@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +45,35 @@ def test_frozen_teacher_stays_in_eval_mode_and_returns_plain_tensors() -> None:
     assert not outputs.logits.requires_grad and not outputs.logits.is_inference()
     assert set(outputs.features) == {"0", "1:input"}
     assert isinstance(teacher, FrozenTeacher) and not any(p.requires_grad for p in model.parameters())
+
+
+def test_a_bf16_teacher_pass_runs_under_autocast_and_hands_on_float32() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    teacher, inputs = freeze(model), torch.randn(8, 16)
+    full = teacher.outputs(inputs, ["0"])
+    teacher.precision = "bf16"
+    half = teacher.outputs(inputs, ["0"])
+    assert half.logits.dtype == torch.float32 and half.features["0"].dtype == torch.float32
+    assert not half.logits.is_inference()
+    rounded = model[0].weight.to(torch.bfloat16).float() @ inputs.to(torch.bfloat16).float().T  # bf16 operands
+    assert not torch.equal(half.features["0"], full.features["0"])  # it did run in bfloat16
+    assert torch.allclose(half.features["0"], (rounded.T + model[0].bias).to(torch.bfloat16).float(), atol=2e-2)
+    assert torch.allclose(half.logits, full.logits, atol=5e-2)
+
+
+def test_fit_sets_the_teachers_precision_before_the_cache_is_built() -> None:
+    data = load("digits", validation=0.2, seed=0, limit=120)
+    teacher = freeze(create_model("mlp", data.num_classes, data.input_shape, hidden=[16]))
+    student = create_model("mlp", data.num_classes, data.input_shape, hidden=[8])
+    scheme = Offline(student, create("kd"), teacher)
+    fit(scheme, data.train, data.validation, FitSettings(epochs=1, batch_size=32, progress=False,
+                                                          teacher_precision="bf16"))
+    assert teacher.precision == "bf16" and scheme.cache is not None
+    cached = scheme.cache.logits(np.arange(len(data.train)))
+    assert torch.allclose(cached, teacher(data.train.inputs), atol=1e-6)  # the bf16 pass was cached
+    teacher.precision = "fp32"
+    assert not torch.allclose(cached, teacher(data.train.inputs), atol=1e-6)
 
 
 def test_the_callers_teacher_gets_its_mode_and_requires_grad_back() -> None:

@@ -324,6 +324,8 @@ def _fit(scheme: Scheme, train: ArrayDataset | TorchData, validation: ArrayDatas
              else BatchIterator(train, settings.batch_size))  # type: ignore[arg-type]
     first_inputs, first_targets, first_indices = next(first.indexed())
     scheme.setup(Batch(first_inputs, first_targets, first_indices, sized(train)))
+    for teacher in teachers_in(scheme):  # the ones setup froze too
+        teacher.precision = settings.teacher_precision
     run = _Run(scheme, settings, checkpoints)
     if settings.teacher_cache and settings.augment is None:
         _cache_teachers(scheme, train, run.world)

@@ -31,6 +31,9 @@ class FitSettings:
     targets, at the start of its second epoch when the teachers learn alongside (peers, a network's own
     deepest classifier: their first targets carry no knowledge yet); 0 turns it off, and
     so does ``compile`` (a compiled backward runs once per graph, the probe needs it once per term).
+    ``teacher_precision``: ``"bf16"`` runs the frozen teachers' forward passes (the teacher-output cache's build
+    included) under bfloat16 autocast and hands their outputs on as float32, the student staying in
+    ``precision``; the cache keeps bf16 and fp32 outputs apart.
     ``num_workers`` and ``pin_memory``: loader processes and page-locked batches when the training data is a torch
     Dataset (:mod:`mentor.data.streamed`; ``None``: a DataLoader's own settings, else 0 and off).
     """
@@ -46,6 +49,7 @@ class FitSettings:
     augment: Transform | None = None
     device: str = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"
+    teacher_precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     resume: bool = False
     teacher_cache: bool = True

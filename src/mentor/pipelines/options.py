@@ -38,6 +38,7 @@ def fit_settings(train: schema.Train, progress: bool | None = None, seed: int = 
         augment=augment if augment is not None else Jitter(train.jitter) if train.jitter else None,
         device=train.device,
         precision=train.precision,
+        teacher_precision=train.teacher_precision,
         channels_last=train.channels_last,
         compile=train.compile,
         teacher_cache=train.teacher_cache,
@@ -75,7 +76,7 @@ def settings(settings: FitSettings | None = None, *, caller: str = "mentor.train
         caller: the function named in error messages.
         **options: ``epochs``, ``batch_size``, ``optimizer`` (a name or a mapping), ``lr``, ``momentum``,
             ``weight_decay``, ``nesterov``, ``scheduler`` (a name or a mapping), ``step_size``,
-            ``milestones``, ``gamma``, ``clip_grad_norm``, ``jitter``, ``device``, ``precision``,
+            ``milestones``, ``gamma``, ``clip_grad_norm``, ``jitter``, ``device``, ``precision``, ``teacher_precision``,
             ``channels_last``, ``compile``, ``teacher_cache`` (as in a recipe), and ``seed``,
             ``progress`` (``None``: bars when standard error is a terminal) and ``augment`` (a callable
             ``(inputs, generator) -> inputs`` applied to training batches).
@@ -121,5 +122,6 @@ def train_section(fit: FitSettings) -> dict[str, Any] | None:
     return {"epochs": fit.epochs, "batch_size": fit.batch_size, "optimizer": asdict(fit.optimizer),
             "scheduler": asdict(fit.scheduler), "clip_grad_norm": fit.clip_grad_norm,
             "jitter": fit.augment.pixels if isinstance(fit.augment, Jitter) else 0, "device": fit.device,
-            "precision": fit.precision, "channels_last": fit.channels_last, "compile": fit.compile,
+            "precision": fit.precision, "teacher_precision": fit.teacher_precision,
+            "channels_last": fit.channels_last, "compile": fit.compile,
             "teacher_cache": fit.teacher_cache, "num_workers": fit.num_workers, "pin_memory": fit.pin_memory}

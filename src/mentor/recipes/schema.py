@@ -96,6 +96,8 @@ class Train(Section):
     jitter: int = Field(0, ge=0, description="random translation of input images by up to this many pixels")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="where to train (auto: CUDA when available)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs the forward passes under autocast")
+    teacher_precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs the frozen teachers' passes "
+                                                       "(and the teacher-output cache's build) under autocast")
     channels_last: bool = Field(False, description="NHWC memory format for image inputs and models")
     compile: bool = Field(False, description="torch.compile the forward passes that tap no features (the first steps "
                                             "pay the compilation)")

@@ -53,7 +53,7 @@ TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}  # float noise between processes (TF32,
 
 def cache_key(teacher: FrozenTeacher, dataset: ArrayDataset | TorchData, taps: tuple[str, ...],
               top_k: int | None) -> str:
-    digest = hashlib.sha256(f"{FORMAT}|{taps}|{top_k}".encode())
+    digest = hashlib.sha256(f"{FORMAT}|{taps}|{top_k}|{teacher.precision}".encode())
     digest.update(model_digest(teacher.model).encode())
     digest.update(data_digest(dataset).encode())
     return digest.hexdigest()[:32]

@@ -6,6 +6,9 @@ weights: its parameters have ``requires_grad=False``, it stays in eval mode even
 ``torch.inference_mode``. Results are cloned out of inference mode so that loss terms may save them
 for the backward pass. It is never handed to an optimizer nor wrapped in DistributedDataParallel.
 
+With ``precision = "bf16"`` the forward pass runs under bfloat16 autocast on the inputs' device and the
+outputs are handed on as float32 (the loop sets it from ``FitSettings.teacher_precision``).
+
 The caller's model is given back as it was handed in: :meth:`FrozenTeacher.release` restores each
 module's train/eval mode and each parameter's ``requires_grad``; :func:`mentor.engine.fit` holds the
 teachers of a scheme while it trains and releases them when it ends, also on an error.
@@ -13,12 +16,14 @@ teachers of a scheme while it trains and releases them when it ends, also on an 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 from torch import nn
 
-from mentor.batch import Inputs, Outputs
+from mentor.batch import Inputs, Outputs, device_of
 from mentor.taps import run_with_taps
 
 
@@ -28,6 +33,7 @@ class FrozenTeacher(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.precision: Literal["fp32", "bf16"] = "fp32"
         self._handed_in: tuple[list[bool], list[bool]] | None = None
         self.hold()
 
@@ -61,9 +67,15 @@ class FrozenTeacher(nn.Module):
 
     def outputs(self, inputs: Inputs, taps: Iterable[str] = ()) -> Outputs:
         """Logits and the tapped tensors (paths ending in ``:input`` tap a module's input)."""
-        with torch.inference_mode():
+        bf16 = self.precision == "bf16"
+        autocast = torch.autocast(device_of(inputs).type, torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
             logits, features = run_with_taps(self.model, inputs, taps, role="teacher")
-        return Outputs(logits.clone(), {path: value.clone() for path, value in features.items()})
+
+        def out(value: torch.Tensor) -> torch.Tensor:  # a copy outside inference mode, float32 after bf16
+            return value.to(torch.float32, copy=True) if bf16 and value.is_floating_point() else value.clone()
+
+        return Outputs(out(logits), {path: out(value) for path, value in features.items()})
 
     def forward(self, inputs: Inputs) -> torch.Tensor:  # type: ignore[override]
         return self.outputs(inputs).logits
