@@ -11,18 +11,25 @@ from torch import nn
 from mentor.errors import unknown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+KERNELS = ("auto", "for-loop", "foreach", "fused")
 SCHEDULERS = ("constant", "cosine", "step", "multistep")
 
 
 @dataclass
 class OptimizerSettings:
-    """Which optimizer and its hyper-parameters."""
+    """Which optimizer and its hyper-parameters.
+
+    ``kernel``: how the update runs over the parameter tensors: ``for-loop`` (one tensor at a time),
+    ``foreach`` (grouped tensor operations), ``fused`` (one fused kernel per group), or ``auto`` (torch's own
+    choice: ``foreach`` on CUDA, the for-loop on the CPU). ``mentor bench student_step`` compares them.
+    """
 
     name: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     nesterov: bool = False
+    kernel: str = "auto"
 
 
 @dataclass
@@ -38,15 +45,19 @@ class SchedulerSettings:
 def build_optimizer(parameters: Iterable[nn.Parameter], settings: OptimizerSettings) -> torch.optim.Optimizer:
     """An optimizer over the parameters that require gradients."""
     params = [p for p in parameters if p.requires_grad]
+    if settings.kernel not in KERNELS:
+        raise unknown("optimizer kernel", settings.kernel, KERNELS)
+    kernel = {"auto": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True},
+              "fused": {"fused": True}}[settings.kernel]
     if settings.name == "sgd":
         return torch.optim.SGD(
             params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
-            nesterov=settings.nesterov,
+            nesterov=settings.nesterov, **kernel,
         )
     if settings.name == "adam":
-        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, **kernel)
     if settings.name == "adamw":
-        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay, **kernel)
     raise unknown("optimizer", settings.name, OPTIMIZERS)
 
 

@@ -70,6 +70,8 @@ class Optimizer(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     nesterov: bool = False
+    kernel: Literal["auto", "for-loop", "foreach", "fused"] = Field("auto", description="how the update runs over "
+                                                                    "the tensors (auto: torch's choice)")
 
 
 class Scheduler(Section):
