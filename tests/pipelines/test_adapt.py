@@ -41,7 +41,7 @@ def test_the_python_api_measures_teacher_students_and_oracle(domains: tuple) -> 
     result = mentor.pipelines.adapt(source, target, tiny_model, methods=methods, tasks=2, interval=2, **FAST)
     roles = set(result.accuracies())
     assert {"teacher", "oracle", *(f"student {m}" for m in methods)} <= roles
-    assert {"teacher low-resolution", "teacher inverted"} <= roles
+    assert {"teacher low-resolution", "teacher inverted", "teachers weighted"} <= roles
     assert all(0.0 <= value <= 1.0 for value in result.accuracies().values())
 
 

@@ -25,7 +25,8 @@ run loads the finished ones):
    teacher's architecture): the papers train the network with source labels from the start; starting from the
    source model spends no epochs of the short runs here relearning the source. The others start fresh: a
    student starting as the teacher would already match it on every input;
-3. ``oracle``: the teacher's model trained with the target's labels (selected on the target validation split).
+3. ``oracle``: the teacher's model trained with the target's labels, with the students' settings (as many passes
+   over the target), selected on the target validation split.
 
 No adapted stage reads a target label: its training samples carry target −1 and it has no validation split,
 so its last weights are kept. Normalization (``normalize``): ``own`` standardizes the target with the mean and
@@ -216,10 +217,17 @@ def run(job: AdaptJob, out: Path | None, log: MetricsLog | None = None, echo: Ca
             fit(scheme, unlabeled(target.train), None, replace(job.settings, seed=seed, resume=resume),
                 log=log.bind(run=stage, seed=seed), checkpoints=folder(stage), stage=method)
             report(f"student {method}", next(iter(scheme.predictors().values())), job.settings.epochs)
+            if isinstance(scheme, TeacherStudent) and isinstance(scheme.teacher.model, Mixture):
+                mixture = scheme.teacher.model
+                weights = ", ".join(f"{v} {float(w):.3f}" for v, w in zip(job.spec.sources, mixture.weights,
+                                                                           strict=True))
+                echo(f"seed {seed}: domain weights {weights}")
+                report("teachers weighted", mixture)
         if job.spec.oracle:
             seed_everything(seed)
             oracle = job.teacher()
-            best = fit_plan(oracle, target, teacher_settings, log=log.bind(run="oracle", seed=seed),
+            best = fit_plan(oracle, target, replace(job.settings, seed=seed, resume=resume),
+                            log=log.bind(run="oracle", seed=seed),
                             checkpoints=folder("oracle"))[-1].best_epoch
             report("oracle", oracle, best)
     return result
@@ -271,7 +279,7 @@ def adapt(
         teacher: the teacher's architecture: a model (each stage trains a fresh deep copy) or a function returning
             a fresh model; the oracle uses it too.
         student: the student's architecture, the same kinds (default: the teacher's).
-        teacher_train: the teacher's and oracle's training keywords (default: the students').
+        teacher_train: the source teachers' training keywords (default: the students').
         latency_batch: batch size of the latency measurement.
         settings: ready :class:`~mentor.engine.FitSettings` of the students, instead of keywords.
         **options: any key of a recipe's ``adapt`` section but ``target`` (``methods``, ``normalize``, ``oracle``,

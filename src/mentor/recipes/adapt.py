@@ -12,8 +12,8 @@ from mentor.recipes.build import _data_and_models
 
 
 def build_adapt_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = False) -> AdaptJob:
-    """An :class:`AdaptJob`: the teacher (and oracle) train with ``teacher.train`` (default ``train``), the
-    students with ``train``."""
+    """An :class:`AdaptJob`: the teachers train with ``teacher.train`` (default ``train``), the students and the
+    oracle with ``train``."""
     load_source, model = _data_and_models(recipe, trust_code)
     teacher, student, spec = recipe.teacher, recipe.student, recipe.adapt
     if teacher is None or student is None or spec is None:
