@@ -38,7 +38,8 @@ def tiny_model() -> torch.nn.Module:
 def test_the_python_api_measures_teacher_students_and_oracle(domains: tuple) -> None:
     source, target = domains
     methods = ["teacher-student", "curriculum", "mean-teacher", "adversarial", "multi-source"]
-    result = mentor.pipelines.adapt(source, target, tiny_model, methods=methods, tasks=2, interval=2, **FAST)
+    result = mentor.pipelines.adapt(source, target, tiny_model, methods=methods, tasks=2, interval=2, latency_batch=8,
+                                    **FAST)
     roles = set(result.accuracies())
     assert {"teacher", "oracle", *(f"student {m}" for m in methods)} <= roles
     assert {"teacher low-resolution", "teacher inverted", "teachers weighted"} <= roles

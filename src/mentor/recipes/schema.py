@@ -249,8 +249,8 @@ class Adapt(Section):
     adapted to the unlabeled target. Defaults are the papers' unless their docstrings say why not."""
 
     target: AdaptTarget = Field(default_factory=AdaptTarget, description="the target domain's data")
-    normalize: Literal["own", "source"] = Field("own", description="standardize the target with its own training "
-                                                "inputs' statistics (own) or with the source's (source)")
+    normalize: Literal["source", "own"] = Field("source", description="standardize the target with the source's "
+                                                "statistics (source) or its own training inputs' (own)")
     methods: list[AdaptMethod] = Field(default_factory=lambda: ["teacher-student"], min_length=1,
                                        description="the adapted students, one stage each, sharing the teacher")
     oracle: bool = Field(True, description="also train the teacher's model on the target's labels (upper reference)")
