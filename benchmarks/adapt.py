@@ -11,9 +11,9 @@ split), standardized with the source's statistics (``normalize: source``). Every
 (``cnn-medium``: a cnn-small teacher reached only 75 % on MNIST in 3 epochs of 9,000 images), Adam lr 0.003
 (teachers) and 0.001 (students and oracle), batch 64; each teacher trains ``--teacher-epochs`` epochs on the
 source, each student ``--epochs`` epochs over the target's unlabeled training images, the oracle ``--epochs``
-epochs on the target's labels (selected on its validation split). Rows: the source-only ``teacher``, one ``student <method>`` per method, the
-``oracle``; multi-source adds a teacher per rendering of MNIST (low-resolution: drawn like digits-28;
-inverted) and their domain-weighted mixture.
+epochs on the target's labels (selected on its validation split). Rows: the source-only ``teacher``, one
+``student <method>`` per method, the ``oracle``; multi-source adds a teacher per rendering of MNIST
+(low-resolution: drawn like digits-28; inverted) and their domain-weighted mixture.
 
 Hyper-parameters: λ_adv (``--adversarial-weights``: the paper's 0.001, made for 250,000 iterations, and 0.1
 for runs of a hundred steps) and the self-ensembling weight (``--consistency-weights``: the paper's 3 by default,
@@ -24,8 +24,8 @@ Reported on the target test split, mean ± std over the seeds; each method's clo
 (student − teacher) / (oracle − teacher) per seed; the target — at least half the gap — counts as met when
 the mean share minus its std over the seeds is at least 0.5.
 
-With the defaults the run took about 20 minutes on 2 idle CPU cores. The section goes into BENCHMARKS.md
-between ``<!-- adapt:start -->`` and ``<!-- adapt:end -->``.
+With the defaults the run took 7.9 minutes on the 2-core machine while other jobs shared it (BENCHMARKS.md).
+The section goes into BENCHMARKS.md between ``<!-- adapt:start -->`` and ``<!-- adapt:end -->``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from _common import invocation, section_body, table, write_section  # noqa: E402
 import mentor  # noqa: E402
 from mentor.data import Splits  # noqa: E402
 from mentor.engine import FitSettings, OptimizerSettings  # noqa: E402
-from mentor.pipelines.adapt import AdaptJob, align, check_job, run  # noqa: E402
+from mentor.pipelines.adapt import AdaptJob, check_job, run  # noqa: E402
+from mentor.pipelines.adapt_data import align  # noqa: E402
 from mentor.recipes.schema import Adapt  # noqa: E402
 
 TUNED = {"adversarial": ("adversarial_weight", "adversarial_weights"),

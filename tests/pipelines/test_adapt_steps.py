@@ -12,9 +12,15 @@ from torch import nn
 from mentor.batch import Batch
 from mentor.data import ArrayDataset, Splits
 from mentor.errors import MentorError
-from mentor.pipelines.adapt import Mixture, align, confidence_tasks, rendered
 from mentor.pipelines.adapt_curriculum import OnlineCurriculum
-from mentor.pipelines.adapt_schemes import OutputAdversarial, SelfEnsembling, TeacherStudent, masked_consistency
+from mentor.pipelines.adapt_data import align, confidence_tasks, rendered
+from mentor.pipelines.adapt_schemes import (
+    Mixture,
+    OutputAdversarial,
+    SelfEnsembling,
+    TeacherStudent,
+    masked_consistency,
+)
 from mentor.schemes.online.peers import Distortion
 
 

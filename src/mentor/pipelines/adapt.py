@@ -48,15 +48,14 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import torch
 from torch import nn
 
-from mentor.data import ArrayDataset, Splits
-from mentor.data.digits28 import low_resolution
-from mentor.engine import FitSettings, MetricsLog, fit, predict, seed_everything
+from mentor.data import Splits
+from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
 from mentor.errors import MentorError
 from mentor.pipelines.adapt_curriculum import OnlineCurriculum
-from mentor.pipelines.adapt_schemes import DomainScheme, OutputAdversarial, SelfEnsembling, TeacherStudent
+from mentor.pipelines.adapt_data import align, confidence_tasks, rendered, unlabeled
+from mentor.pipelines.adapt_schemes import DomainScheme, Mixture, OutputAdversarial, SelfEnsembling, TeacherStudent
 from mentor.pipelines.distill import check_device, check_outputs, fit_plan, sample_batch
 from mentor.pipelines.result import Result, measure
 from mentor.recipes.schema import Adapt
@@ -66,9 +65,6 @@ from mentor.teachers.weighting.domain import domain
 ModelFactory = Callable[[], nn.Module]
 FROM_TEACHER = ("mean-teacher", "adversarial")
 """Methods whose student starts from the trained teacher's weights."""
-VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "none": lambda images: images, "low-resolution": low_resolution, "inverted": lambda images: 1.0 - images}
-"""Renderings of source images in [0, 1] that make the multi-source domains."""
 
 
 @dataclass
@@ -88,67 +84,6 @@ class AdaptJob:
     settings: FitSettings
     spec: Adapt
     latency_batch: int = 256
-
-
-def align(source: Splits, target: Splits, normalize: str) -> Splits:
-    """``target`` standardized with the source's statistics (``source``) or its own (``own``: as
-    :func:`mentor.data.load` gives it)."""
-    if normalize == "own":
-        return target
-    if source.mean is None or source.std is None or target.mean is None or target.std is None:
-        raise MentorError("adapt.normalize 'source' re-standardizes the target with the source's statistics; load "
-                          "both with normalize=True (recipe: data.normalize: true), or use normalize 'own'")
-    shape = (1, -1) + (1,) * (len(target.input_shape) - 1)
-    scale, shift = (target.std / source.std).view(shape), ((target.mean - source.mean) / source.std).view(shape)
-
-    def moved(part: ArrayDataset | None) -> ArrayDataset | None:
-        return None if part is None else ArrayDataset(part.inputs * scale + shift, part.targets)
-
-    return replace(target, train=moved(target.train), validation=moved(target.validation), test=moved(target.test),
-                   mean=source.mean, std=source.std)
-
-
-def rendered(source: Splits, variant: str) -> Splits:
-    """``source`` with every image drawn as ``variant`` in pixel space, standardized again with its statistics."""
-    if variant == "none":
-        return source
-    mean = source.mean if source.mean is not None else torch.zeros(1)
-    std = source.std if source.std is not None else torch.ones(1)
-    shape = (1, -1, 1, 1)
-
-    def drawn(part: ArrayDataset | None) -> ArrayDataset | None:
-        if part is None:
-            return None
-        pixels = part.inputs * std.view(shape) + mean.view(shape)
-        return ArrayDataset((VARIANTS[variant](pixels) - mean.view(shape)) / std.view(shape), part.targets)
-
-    return replace(source, train=drawn(source.train), validation=drawn(source.validation), test=drawn(source.test))
-
-
-def unlabeled(part: ArrayDataset) -> ArrayDataset:
-    """``part``'s inputs with every label hidden (target −1)."""
-    return ArrayDataset(part.inputs, torch.full_like(part.targets, -1))
-
-
-class Mixture(nn.Module):
-    """Teachers weighted by domain similarity: log Σ_m w_m softmax(T_m(x)), ``(B, K)`` (weights ``(M,)``)."""
-
-    def __init__(self, members: list[nn.Module], weights: torch.Tensor) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.register_buffer("weights", weights.float())
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        probabilities = sum(w * torch.softmax(m(inputs), dim=1) for w, m in zip(self.weights, self.members,
-                                                                                 strict=True))
-        return torch.log(probabilities.clamp_min(1e-12))  # type: ignore[union-attr]
-
-
-def confidence_tasks(teacher: nn.Module, inputs: torch.Tensor, tasks: int) -> list[torch.Tensor]:
-    """The target samples cut into ``tasks`` equal parts by the teacher's confidence, most confident first."""
-    confidence = torch.softmax(predict(teacher, ArrayDataset(inputs, torch.zeros(len(inputs), dtype=torch.long))),
-                               dim=1).max(dim=1).values
-    return list(torch.argsort(confidence.cpu(), descending=True, stable=True).tensor_split(tasks))
 
 
 def check_job(job: AdaptJob) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from mentor import data as datasets
 from mentor.errors import MentorError
-from mentor.pipelines.adapt import AdaptJob, align
+from mentor.pipelines.adapt import AdaptJob
+from mentor.pipelines.adapt_data import align
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
 from mentor.recipes.build import _data_and_models
