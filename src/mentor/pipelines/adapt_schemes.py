@@ -29,7 +29,8 @@ they hold (a seeded draw with replacement). Shapes: inputs ``(B, C, H, W)``, log
 
   D (:class:`Discriminator`) takes the student's softmax ``(B, K)`` to one logit ``(B,)``. L_D's inputs are
   detached, and D enters L_S with detached parameters, so each loss reaches only its own network; D steps with its
-  own Adam (the paper's lr 1e-4, β = (0.9, 0.99)) after every student step.
+  own Adam (the paper's lr 1e-4, β = (0.9, 0.99)) after every student step. D's weights are checkpointed with the
+  student's; its Adam moments are not, so a stage resumed in its middle restarts them.
 * :class:`Mixture` — the teacher of Ruder, Ghaffari & Breslin (2017), "Knowledge adaptation: teaching to adapt",
   arXiv:1702.02052: source teachers T_m weighted by the similarity w_m of their domain to the target
   (:mod:`mentor.teachers.weighting.domain`), log Σ_m w_m softmax(T_m(x)); a :class:`TeacherStudent` distills it.
