@@ -136,7 +136,7 @@ def run(job: AdaptJob, out: Path | None, log: MetricsLog | None = None, echo: Ca
             echo(f"seed {seed}: {role} {measured.headline}")
 
         teacher_settings = replace(job.teacher_settings, seed=seed, resume=resume)
-        teachers = {}
+        teachers: dict[str, nn.Module] = {}
         for variant in (job.spec.sources if "multi-source" in job.spec.methods else ["none"]):
             seed_everything(seed)
             model, stage = job.teacher(), "teacher" if variant == "none" else f"teacher-{variant}"
