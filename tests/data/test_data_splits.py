@@ -111,7 +111,7 @@ def test_bad_arguments(kwargs: dict[str, float], words: str) -> None:
 
 
 def test_unknown_name_suggests_nearest() -> None:
-    message = r"unknown dataset 'digts'; nearest: digits, diabetes \(valid: diabetes, digits, "
+    message = r"unknown dataset 'digts'; nearest: digits, digits-28, diabetes \(valid: diabetes, digits, digits-28, "
     with pytest.raises(MentorError, match=message):
         load("digts")
 

@@ -62,6 +62,14 @@ def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., 
     from mentor.pipelines.distill import check, run
     from mentor.recipes.build import build_job, build_peers_job
 
+    if recipe.adapt is not None:
+        from mentor.pipelines.adapt import check_job as check_adapt
+        from mentor.pipelines.adapt import run as run_adapt
+        from mentor.recipes.adapt import build_adapt_job
+
+        adapt_job = build_adapt_job(recipe, progress, trust_code)
+        check_adapt(adapt_job)
+        return functools.partial(run_adapt, adapt_job)
     if recipe.pate is not None:
         from mentor.pipelines.pate import check_job
         from mentor.pipelines.pate import run as run_pate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # Importing the source modules registers their loaders in DATASETS.
-from mentor.data import diabetes, digits, fashion, folder, mnist  # noqa: F401
+from mentor.data import diabetes, digits, digits28, fashion, folder, mnist  # noqa: F401
 from mentor.data.catalog import DATASETS
 from mentor.data.dataset import Splits
 from mentor.data.splits import build_splits

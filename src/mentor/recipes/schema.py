@@ -245,6 +245,59 @@ class Pate(Section):
     self_training: bool = Field(False, description="also learn the student's confident labels on unasked data")
 
 
+class AdaptTarget(Section):
+    """The target domain of knowledge adaptation: its labels are read only by the oracle and the evaluation."""
+
+    name: str = Field("digits-28", description="target dataset name (`mentor list datasets`) or a directory")
+    root: str | None = Field(None, description="directory holding the target's files (overrides the default place)")
+    validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the target's training part held out "
+                                                              "(labeled: the oracle's model selection)")
+    limit: int | None = Field(None, gt=0, description="keep only this many target training and test samples")
+
+
+AdaptMethod = Literal["teacher-student", "curriculum", "mean-teacher", "adversarial", "multi-source"]
+SourceVariant = Literal["none", "low-resolution", "inverted"]
+
+
+class Adapt(Section):
+    """Knowledge adaptation (survey §2.3, mentor.pipelines.adapt): a teacher trained on the source (data), students
+    adapted to the unlabeled target. Defaults are the papers' unless their docstrings say why not."""
+
+    target: AdaptTarget = Field(default_factory=AdaptTarget, description="the target domain's data")
+    normalize: Literal["source", "own"] = Field("source", description="standardize the target with the source's "
+                                                "statistics (source) or its own training inputs' (own)")
+    methods: list[AdaptMethod] = Field(default_factory=lambda: ["teacher-student"], min_length=1,
+                                       description="the adapted students, one stage each, sharing the teacher")
+    oracle: bool = Field(True, description="also train the teacher's model on the target's labels (upper reference)")
+    consistency: float = Field(3.0, ge=0.0, description="mean-teacher: weight w of the consistency loss")
+    confidence: float = Field(0.968, ge=0.0, le=1.0, description="mean-teacher: teacher confidence θ a target "
+                                                                 "sample needs to count")
+    class_balance: float = Field(0.005, ge=0.0, description="mean-teacher: weight c of the class-balance loss")
+    decay: float = Field(0.99, ge=0.0, lt=1.0, description="mean-teacher: EMA decay α of the teacher")
+    shift: int = Field(2, ge=0, description="mean-teacher: random shift of each view, in pixels")
+    noise: float = Field(0.1, ge=0.0, description="mean-teacher: std of the Gaussian noise of each view")
+    adversarial_weight: float = Field(0.1, ge=0.0, description="adversarial: λ_adv of the fooling loss (the paper's "
+                                      "0.001 is for 250,000 steps; 0.1 won on digits-28's validation split)")
+    discriminator_lr: float = Field(1e-4, gt=0.0, description="adversarial: Adam learning rate of the discriminator")
+    sources: list[SourceVariant] = Field(default_factory=lambda: ["none", "low-resolution", "inverted"],
+                                         min_length=2, description="multi-source: the source domains, each a "
+                                         "rendering of the source data with its own teacher")
+    bins: int = Field(32, ge=2, le=4096, description="multi-source: histogram bins of the domain similarity")
+    tasks: int = Field(4, ge=2, description="curriculum: target parts by teacher confidence, chosen among")
+    alpha: float = Field(0.1, ge=0.0, le=1.0, description="curriculum: smoothing α of the task values")
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="curriculum: exploration rate ε")
+    interval: int = Field(10, ge=1, description="curriculum: steps on a task before its score is measured")
+    probe: int = Field(64, ge=1, description="curriculum: samples of each task its score is measured on")
+
+    @field_validator("methods", "sources")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted(item for item, count in Counter(value).items() if count > 1)
+        if repeated:
+            raise ValueError(f"each entry may appear once; {repeated} repeat")
+        return value
+
+
 class Compare(Section):
     student_alone: bool = Field(True, description="distillation: also train the student alone, as the baseline")
     independent: bool = Field(True, description="schemes: also train each peer alone, and their plain ensemble")
@@ -277,6 +330,8 @@ class Recipe(Section):
     scheme: SchemeSpec | None = Field(None, description="online / self-learning: the scheme that trains the peers")
     peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
     pate: Pate | None = Field(None, description="PATE: private teachers (teacher), a noisy vote, a student")
+    adapt: Adapt | None = Field(None, description="knowledge adaptation: a teacher on data (the source), students "
+                                                  "adapted to adapt.target")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
@@ -325,6 +380,14 @@ class Recipe(Section):
             raise ValueError("give teacher (one) or teachers (several), not both")
         if self.weighting is not None and self.teachers is None:
             raise ValueError("weighting weighs several teachers: give teachers (a list) instead of teacher")
+        if self.adapt is not None:
+            missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
+            extra = [key for key in ("knowledge", "scheme", "peers", "pate") if getattr(self, key) is not None]
+            if missing or extra:
+                no = f" and no {', '.join(extra)}" if extra else ""
+                raise ValueError(f"an adapt recipe needs teacher and student{no}"
+                                 + (f"; missing {', '.join(missing)}" if missing else ""))
+            return self
         if self.pate is not None:
             missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
             extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
