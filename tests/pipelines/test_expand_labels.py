@@ -12,6 +12,7 @@ from torch import nn
 from mentor.batch import Batch
 from mentor.data import ArrayDataset
 from mentor.errors import MentorError
+from mentor.pipelines.expand import repeat_to
 from mentor.pipelines.expand_labels import (
     Curriculum,
     PseudoLabeling,
@@ -130,3 +131,9 @@ def test_the_teacher_predicts_unnoised_in_eval_mode_and_keeps_its_mode() -> None
     teacher.train()
     teacher_probabilities(teacher, pool, batch_size=7)
     assert teacher.training
+
+
+def test_the_baseline_repeats_the_labeled_set_to_the_last_students_rows() -> None:
+    labeled = ArrayDataset(torch.arange(2.0)[:, None], torch.tensor([0, 1]))
+    assert repeat_to(labeled, 7).inputs[:, 0].tolist() == [0.0, 1.0] * 4  # round(7 / 2) = 4 repeats
+    assert len(repeat_to(labeled, 1)) == 2  # at least once

@@ -14,7 +14,8 @@ arXiv:1911.04252. For each seed:
    pixels and Gaussian noise of std ``input_noise`` (:class:`~mentor.schemes.online.peers.Distortion`), with
    the loss of :mod:`mentor.pipelines.expand_steps`; it becomes the next round's teacher;
 3. ``student alone`` (``baseline``): the last round's student model learns the labeled set alone, with the same
-   noise and settings: what the unlabeled data adds is the gap to it.
+   noise and settings, the labeled set repeated to the last student's rows per epoch (as many steps): what the
+   unlabeled data adds is the gap to it.
 
 Equation (the paper's, §2): round r minimizes
 (1/L) Σ_i ℓ(y_i, f^noised(x_i)) + (1/M) Σ_j ℓ(ỹ_j, f^noised(x̃_j)) with ỹ_j = f_{r−1}(x̃_j) unnoised; here both
@@ -189,10 +190,17 @@ def run(job: ExpandJob, out: Path | None, log: MetricsLog | None = None, echo: C
         if job.baseline:
             seed_everything(seed)
             alone = job.student(job.rounds)()
-            fits = fit_plan(alone, splits, student_settings(job.settings, seed, resume),
+            repeated = replace(splits, train=repeat_to(splits.train, len(data.dataset)))
+            fits = fit_plan(alone, repeated, student_settings(job.settings, seed, resume),
                             log=log.bind(run="student-alone", seed=seed), checkpoints=folder("student alone"))
             report("student alone", alone, fits[-1].best_epoch)
     return result
+
+
+def repeat_to(labeled: ArrayDataset, rows: int) -> ArrayDataset:
+    """``labeled`` repeated to about ``rows`` samples: the baseline takes as many steps per epoch as the last
+    student."""
+    return labeled.subset(torch.arange(len(labeled)).repeat(max(1, round(rows / len(labeled)))))
 
 
 def student_settings(settings: FitSettings, seed: int, resume: bool) -> FitSettings:

@@ -1,0 +1,212 @@
+"""Noisy Student on MNIST and Fashion-MNIST with 1,000 labels: does each student beat its teacher, and the final one
+the same model trained on the labels alone? (``mentor bench expand``)
+
+    mentor bench expand [--datasets mnist,fashion-mnist] [--seeds 0,1,2] [--labels 1000] [--unlabeled 9000]
+                        [--teacher-epochs 60] [--epochs 5] [--limit N] [--out runs/bench-expand] [--no-write]
+
+Xie et al. (2020), Noisy Student (:mod:`mentor.pipelines.expand`), run through the recipe path (an ``expand``
+recipe built by :func:`mentor.recipes.expand.build_expand_job`). Per dataset and seed s: 5 % of the training split
+is held out (labeled) for validation; ``--labels`` images of the rest (the same number per class, drawn from s)
+keep their label; the first ``--unlabeled`` others are the unlabeled pool, their labels dropped (kept aside only to
+count how many pseudo labels are right). The test split (10,000 images) reports.
+
+* round 0, ``teacher``: cnn-small, clean (no dropout, no input noise), ``--teacher-epochs``;
+* round 1: a cnn-small student with dropout 0.3, input shift ≤ 2 px and Gaussian noise 0.1; round 2: a larger
+  cnn-medium student with the same noise, taught by round 1; each ``--epochs`` epochs of its training rows
+  (pseudo-labeled images, soft, threshold 0.3, class-balanced, and the labeled ones repeated to a quarter);
+* ``student alone``: cnn-medium with the same noise on the labeled images alone, repeated to as many steps.
+
+All with Adam 0.003 and a cosine schedule, batch 64. With the defaults every model takes about the same number of
+steps (940: 60 epochs of 1,000 labels; 5 epochs of 12,000 rows), so a student's gain is not more training.
+
+Every model keeps its best epoch on the validation split. One choice is made on validation, per dataset: with or
+without the curriculum by confidence (2 phases, the most confident half of the pseudo labels first), by the
+round-1 student's best validation accuracy on seed 0 (that seed's run then continues from the chosen round 1).
+
+Cut against the paper, for a 2-core CPU: a 9,000-image pool instead of 300M (9× the labels, where the paper
+has 230×), CNNs of 5K and 94K parameters instead of EfficientNets, a few epochs, 2 rounds instead of 3, no
+RandAugment (no meaning on 28×28 grey digits: shift and Gaussian noise instead), no stochastic depth (no residual
+blocks). Run time: see BENCHMARKS.md (the section states the whole run's minutes).
+
+The table goes into BENCHMARKS.md between ``<!-- expand:start -->`` and ``<!-- expand:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+STARTED = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCHMARKS_MD, invocation, section_body, table, write_section  # noqa: E402
+
+import mentor  # noqa: E402
+from mentor.engine import MetricsLog  # noqa: E402
+from mentor.pipelines.expand import ExpandJob, ExpandResult, check_job, run  # noqa: E402
+from mentor.pipelines.expand_labels import Curriculum  # noqa: E402
+from mentor.recipes import schema  # noqa: E402
+from mentor.recipes.expand import build_expand_job  # noqa: E402
+
+VALIDATION = 0.05
+OPTIMIZER = {"name": "adam", "lr": 0.003}
+SCHEDULER = {"name": "cosine"}
+STUDENTS = [("cnn-small", {"dropout": 0.3}), ("cnn-medium", {"dropout": 0.3})]
+CURRICULUM = Curriculum(phases=2, start=0.5)
+ROLES = ["teacher", "student round 1", "student round 2", "student alone"]
+
+
+def job(args: argparse.Namespace, dataset: str, seed: int, rounds: int, curriculum: Curriculum | None) -> ExpandJob:
+    """The expand recipe of one dataset and seed, with the growing students of the module docstring."""
+    recipe = schema.Recipe.model_validate({
+        "name": f"bench-expand-{dataset}", "seeds": [seed], "latency_batch": 8,
+        "data": {"name": dataset, "validation": VALIDATION, "limit": args.limit},
+        "teacher": {"model": "cnn-small", "train": {"epochs": args.teacher_epochs, "batch_size": 64,
+                                                    "optimizer": OPTIMIZER, "scheduler": SCHEDULER}},
+        "student": {"model": STUDENTS[-1][0], "options": STUDENTS[-1][1]},
+        "expand": {"labels": args.labels, "unlabeled": args.unlabeled, "rounds": rounds, "baseline": rounds == 2},
+        "train": {"epochs": args.epochs, "batch_size": 64, "optimizer": OPTIMIZER, "scheduler": SCHEDULER},
+    })
+    built = build_expand_job(recipe, progress=False)
+    splits = built.load_data(seed)[0]
+    students = [lambda name=name, options=options: mentor.models.create(name, splits.num_classes, splits.input_shape,
+                                                                         **options) for name, options in STUDENTS]
+    return replace(built, students=students[:rounds], curriculum=curriculum)
+
+
+def train(args: argparse.Namespace, dataset: str, seed: int, rounds: int, curriculum: Curriculum | None,
+          out: Path, resume: bool = False) -> ExpandResult:
+    """One run of :func:`mentor.pipelines.expand.run` into ``out`` (checkpoints: a later run resumes from them)."""
+    planned = job(args, dataset, seed, rounds, curriculum)
+    check_job(planned)
+    return run(planned, out, MetricsLog(), echo=lambda line: print(f"  {dataset} {line}", flush=True), resume=resume)
+
+
+def best_validation(result: ExpandResult, run_name: str) -> float:
+    return max(r["val/student/accuracy"] for r in result.records if r["run"] == run_name)
+
+
+def choose_curriculum(args: argparse.Namespace, dataset: str, out: Path) -> tuple[str, dict[str, float]]:
+    """Seed 0's round-1 student with and without the curriculum; the variant with the better validation accuracy
+    (its folder then holds seed 0's teacher and round 1)."""
+    scores: dict[str, float] = {}
+    for variant, curriculum in (("plain", None), ("curriculum", CURRICULUM)):
+        folder = out / dataset / f"seed0-{variant}"
+        if variant == "curriculum":  # the same teacher: copied, so the run loads it instead of training it again
+            shutil.copytree(out / dataset / "seed0-plain" / "checkpoints" / "seed0" / "teacher",
+                            folder / "checkpoints" / "seed0" / "teacher", dirs_exist_ok=True)
+        result = train(args, dataset, 0, 1, curriculum, folder, resume=True)
+        scores[variant] = best_validation(result, "student-round-1")
+        print(f"{dataset}: round-1 validation {variant} {100 * scores[variant]:.2f} %", flush=True)
+    return max(scores, key=lambda v: scores[v]), scores
+
+
+def cell(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def gain(ours: list[float], reference: list[float]) -> str:
+    """Points gained, marked when beyond the seeds' spread √(std² + std_ref²); ``target met`` or ``missed``."""
+    difference = 100 * (statistics.fmean(ours) - statistics.fmean(reference))
+    spread = 100 * math.hypot(*(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ours, reference)))
+    return f"{difference:+.2f} (spread {spread:.2f}: {'met' if difference > spread else 'missed'})"
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
+    out = Path(args.out)
+    sections: list[str] = []
+    for dataset in args.datasets:
+        if out.joinpath(dataset).exists():
+            shutil.rmtree(out / dataset)  # a benchmark starts clean: no stage of an earlier run is loaded
+        chosen, scores = choose_curriculum(args, dataset, out)
+        curriculum = CURRICULUM if chosen == "curriculum" else None
+        accuracies: dict[str, list[float]] = {role: [] for role in ROLES}
+        pseudo: list[dict[str, Any]] = []
+        for seed in args.seeds:
+            folder = out / dataset / (f"seed0-{chosen}" if seed == 0 else f"seed{seed}")
+            result = train(args, dataset, seed, 2, curriculum, folder, resume=seed == 0)
+            for role in ROLES:
+                accuracies[role] += [row.accuracy for row in result.rows if row.role == role]
+            pseudo += result.pseudo
+            print(f"{dataset} seed {seed}: " + ", ".join(f"{r} {100 * accuracies[r][-1]:.2f} %" for r in ROLES)
+                  + f" ({(time.perf_counter() - STARTED) / 60:.1f} min)", flush=True)
+        sections.append(report(dataset, accuracies, pseudo, chosen, scores, len(args.seeds)))
+    minutes = (time.perf_counter() - STARTED) / 60
+    lines = [settings_line(args, minutes), "", *sections]
+    body = section_body(invocation("expand", argv), lines)
+    print(body)
+    if not args.no_write:
+        write_section("expand", "Knowledge expansion: Noisy Student with 1,000 labels", body, args.markdown)
+        print(f"wrote the expand section of {args.markdown} ({minutes:.1f} min)")
+
+
+def settings_line(args: argparse.Namespace, minutes: float) -> str:
+    return (f"Settings: {args.labels:,} labels (the same number per class, drawn per seed from the training split "
+            f"less {VALIDATION:.0%} held out for validation), the first {args.unlabeled:,} other training images as "
+            f"the unlabeled pool (labels dropped); teacher cnn-small, clean, {args.teacher_epochs} epochs; round 1 "
+            f"cnn-small, round 2 cnn-medium, both with dropout 0.3, shift ≤ 2 px and Gaussian noise 0.1, "
+            f"{args.epochs} epochs each; soft pseudo labels, threshold 0.3, class-balanced, 3 pseudo-labeled rows "
+            f"per labeled row; Adam 0.003, cosine schedule, batch 64; best epoch on validation; seeds "
+            f"{', '.join(map(str, args.seeds))}"
+            f"{f'; data.limit {args.limit}' if args.limit else ''}. Whole run {minutes:.1f} min.")
+
+
+def report(dataset: str, accuracies: dict[str, list[float]], pseudo: list[dict[str, Any]], chosen: str,
+           scores: dict[str, float], seeds: int) -> str:
+    rows = [[role, cell(accuracies[role])] for role in ROLES]
+    kept = [p["kept"] / p["pool"] for p in pseudo]
+    right = [p["right"] for p in pseudo if p["right"] is not None]
+    targets = [["student round 1 vs teacher", gain(accuracies["student round 1"], accuracies["teacher"])],
+               ["student round 2 vs student round 1", gain(accuracies["student round 2"],
+                                                           accuracies["student round 1"])],
+               ["student round 2 vs student alone (cnn-medium, labels only)",
+                gain(accuracies["student round 2"], accuracies["student alone"])]]
+    return "\n".join([
+        f"**{dataset}** — curriculum chosen on validation (seed 0, round 1): "
+        + ", ".join(f"{v} {100 * s:.2f} %" for v, s in scores.items()) + f" → **{chosen}**.",
+        "",
+        table(["model", f"test acc. % (mean ± std, {seeds} seeds)"], rows),
+        "",
+        table(["target", "gain in points (seeds' spread: target)"], targets),
+        "",
+        f"Pseudo labels: {100 * statistics.fmean(kept):.1f} % of the pool above the threshold on average, "
+        + (f"{100 * statistics.fmean(right):.2f} % of them right" if right else "none")
+        + " (over rounds and seeds).",
+        "",
+    ])
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mentor bench expand", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="mnist,fashion-mnist", help="comma-separated (mnist, fashion-mnist)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the first is where the choice is made")
+    parser.add_argument("--labels", type=int, default=1000, help="labeled training images (default 1000)")
+    parser.add_argument("--unlabeled", type=int, default=9000, help="unlabeled pool size (default 9000)")
+    parser.add_argument("--teacher-epochs", type=int, default=60, help="epochs of the teacher (default 60)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of every student (default 5)")
+    parser.add_argument("--limit", type=int, default=None, help="first N training and test images (smoke runs)")
+    parser.add_argument("--out", default="runs/bench-expand", help="folder of the run directories")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="file to write (default BENCHMARKS.md)")
+    args = parser.parse_args(argv)
+    args.datasets = args.datasets.split(",")
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers; got {args.seeds!r}")
+    if args.seeds[0] != 0:
+        parser.error("--seeds must start with 0 (the seed where the curriculum is chosen)")
+    return args
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
