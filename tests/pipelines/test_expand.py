@@ -18,6 +18,9 @@ from mentor.engine import checkpoint
 from mentor.errors import MentorError
 from mentor.pipelines.expand import expand
 from mentor.pipelines.expand_labels import Curriculum, split_labels
+from mentor.recipes import load_recipe
+from mentor.recipes.expand import build_expand_job
+from mentor.schemes.online.peers import Distortion
 
 FAST = {"epochs": 2, "batch_size": 32, "lr": 3e-3, "progress": False, "latency_batch": 8}
 
@@ -117,3 +120,11 @@ def test_bad_recipe_keys_fail_before_the_run_directory(tmp_path: Path, capsys: p
     error = capsys.readouterr().err.strip()
     assert re.search(message, error) and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_a_noisy_teacher_trains_with_the_students_input_noise(noisy: bool) -> None:
+    recipe = load_recipe("noisy-student", [f"expand.noisy_teacher={str(noisy).lower()}"])
+    job = build_expand_job(recipe, progress=False)
+    assert job.settings.augment == Distortion(shift=1, noise=0.1)  # the built-in recipe's students' noise
+    assert job.teacher_settings.augment == (job.settings.augment if noisy else None)

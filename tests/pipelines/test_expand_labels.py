@@ -12,12 +12,12 @@ from torch import nn
 from mentor.batch import Batch
 from mentor.data import ArrayDataset
 from mentor.errors import MentorError
-from mentor.pipelines.expand import repeat_to
 from mentor.pipelines.expand_labels import (
     Curriculum,
     PseudoLabeling,
     balanced_labels,
     ranks,
+    repeat_to,
     select,
     student_data,
     targets_of,

@@ -4,7 +4,8 @@ Xie, Luong, Hovy & Le (2020), "Self-training with Noisy Student improves ImageNe
 arXiv:1911.04252. For each seed:
 
 1. ``teacher`` (round 0): the teacher learns the labeled set with cross-entropy, ``teacher_settings`` (clean by
-   default: no input noise);
+   default: no input noise; ``noisy_teacher`` gives it the students' input noise, as the paper's Algorithm 1
+   trains its first teacher noised — only its predictions must be clean);
 2. round r = 1..R: the current teacher, **unnoised** (eval mode: no dropout, running BatchNorm statistics; clean
    inputs), labels the unlabeled images: p = softmax(z_T) ``(N, K)``; the soft (p) or hard (one-hot argmax)
    pseudo labels with confidence max_k p_k ≥ ``threshold`` are kept and class-balanced
@@ -59,7 +60,7 @@ from mentor.data import ArrayDataset, Splits
 from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
 from mentor.errors import MentorError
 from mentor.pipelines.distill import check_device, check_outputs, fit_plan, sample_batch
-from mentor.pipelines.expand_labels import Curriculum, PseudoLabeling, select, student_data
+from mentor.pipelines.expand_labels import Curriculum, PseudoLabeling, pseudo_record, repeat_to, student_data
 from mentor.pipelines.expand_steps import NoisyStudentStep, teacher_probabilities
 from mentor.pipelines.result import Result, measure
 from mentor.report import render
@@ -197,26 +198,9 @@ def run(job: ExpandJob, out: Path | None, log: MetricsLog | None = None, echo: C
     return result
 
 
-def repeat_to(labeled: ArrayDataset, rows: int) -> ArrayDataset:
-    """``labeled`` repeated to about ``rows`` samples: the baseline takes as many steps per epoch as the last
-    student."""
-    return labeled.subset(torch.arange(len(labeled)).repeat(max(1, round(rows / len(labeled)))))
-
-
 def student_settings(settings: FitSettings, seed: int, resume: bool) -> FitSettings:
     """The students' settings for ``seed``: no gradient-scale probe (their loss has no separate terms to weigh)."""
     return replace(settings, seed=seed, resume=resume, scale_probe=0)
-
-
-def pseudo_record(seed: int, round_: int, probabilities: torch.Tensor, truth: torch.Tensor,
-                  labeling: PseudoLabeling, selected: int) -> dict[str, Any]:
-    """What one round's pseudo labels were: images kept, rows learned, and the share right where labels exist."""
-    confidence, predicted = probabilities.max(dim=1)
-    kept = confidence >= labeling.threshold
-    known = kept & (truth >= 0)
-    right = float((predicted[known] == truth[known]).float().mean()) if bool(known.any()) else None
-    return {"seed": seed, "round": round_, "pool": len(probabilities), "kept": int(kept.sum()), "selected": selected,
-            "right": right, "learned_classes": int(torch.unique(predicted[select(probabilities, labeling)]).numel())}
 
 
 ModelSpec = str | nn.Module | ModelFactory
@@ -238,6 +222,7 @@ def expand(
     shift: int = 2,
     input_noise: float = 0.1,
     baseline: bool = True,
+    noisy_teacher: bool = False,
     teacher_train: dict[str, Any] | None = None,
     latency_batch: int = 256,
     settings: FitSettings | None = None,
@@ -264,6 +249,7 @@ def expand(
         shift: the students' random input shift, in pixels (images only).
         input_noise: std of the students' Gaussian input noise.
         baseline: also train the last student's model on the labeled set alone, with the same noise.
+        noisy_teacher: train the teacher with the students' input noise too (its predictions stay unnoised).
         teacher_train: the teacher's training keywords (as ``**options``; default: the students' without noise).
         latency_batch: batch size of the latency measurement.
         settings: ready :class:`~mentor.engine.FitSettings` of the students, instead of keywords (its ``augment``
@@ -285,6 +271,8 @@ def expand(
         ArrayDataset(unlabeled, torch.full((len(unlabeled),), -1, dtype=torch.long))
     listed = list(students) if isinstance(students, (list, tuple)) else [students]
     factories = [model_factory(spec, data, copies=len(listed) == 1 and rounds > 1 or baseline) for spec in listed]
+    if noisy_teacher:
+        teacher_settings = replace(teacher_settings, augment=noise if noise.active else None)
     job = ExpandJob(name="expand", seeds=[fitted.seed], load_data=lambda seed: (data, pool),
                     teacher=model_factory(teacher, data, copies=False), students=factories, rounds=rounds,
                     teacher_settings=teacher_settings,

@@ -1,5 +1,5 @@
 """The data of knowledge expansion (:mod:`mentor.pipelines.expand`): labeled draws, pseudo labels, class balance,
-the curriculum order and each student's training set.
+the curriculum order, each student's training set, the baseline's repeated labels and each round's record.
 
 Shapes: ``K`` classes, ``N`` unlabeled images, ``M`` selected pseudo-labeled images (duplicates included),
 ``L`` labeled images.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -145,3 +146,20 @@ def student_data(labeled: ArrayDataset, unlabeled: ArrayDataset, probabilities: 
     inputs = torch.cat([labeled.inputs.repeat(repeats, *[1] * (labeled.inputs.ndim - 1)), unlabeled.inputs[chosen]])
     order = torch.cat([torch.full((len(labeled) * repeats,), -1.0), ranks(confidence)])
     return StudentData(ArrayDataset(inputs, targets.argmax(dim=1)), targets, order, len(chosen))
+
+
+def repeat_to(labeled: ArrayDataset, rows: int) -> ArrayDataset:
+    """``labeled`` repeated to about ``rows`` samples: the baseline takes as many steps per epoch as the last
+    student."""
+    return labeled.subset(torch.arange(len(labeled)).repeat(max(1, round(rows / len(labeled)))))
+
+
+def pseudo_record(seed: int, round_: int, probabilities: torch.Tensor, truth: torch.Tensor,
+                  labeling: PseudoLabeling, selected: int) -> dict[str, Any]:
+    """What one round's pseudo labels were: images kept, rows learned, and the share right where labels exist."""
+    confidence, predicted = probabilities.max(dim=1)
+    kept = confidence >= labeling.threshold
+    known = kept & (truth >= 0)
+    right = float((predicted[known] == truth[known]).float().mean()) if bool(known.any()) else None
+    return {"seed": seed, "round": round_, "pool": len(probabilities), "kept": int(kept.sum()), "selected": selected,
+            "right": right}

@@ -255,6 +255,8 @@ class Expand(Section):
     input_noise: float = Field(0.1, ge=0.0, description="std of the students' Gaussian input noise")
     curriculum: ExpandCurriculum | None = Field(None, description="learn confident pseudo labels first")
     baseline: bool = Field(True, description="also train the student model on the labeled samples alone")
+    noisy_teacher: bool = Field(False, description="train the round-0 teacher with the students' input noise too "
+                                                   "(the paper's Algorithm 1); its pseudo labels stay unnoised")
 
 
 class Compare(Section):
