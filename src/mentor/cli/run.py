@@ -78,6 +78,14 @@ def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., 
         pate_job = build_pate_job(recipe, progress, trust_code)
         check_job(pate_job)
         return functools.partial(run_pate, pate_job)
+    if recipe.expand is not None:
+        from mentor.pipelines.expand import check_job as check_expand
+        from mentor.pipelines.expand import run as run_expand
+        from mentor.recipes.expand import build_expand_job
+
+        expand_job = build_expand_job(recipe, progress, trust_code)
+        check_expand(expand_job)
+        return functools.partial(run_expand, expand_job)
     if recipe.scheme is not None:
         peers_job = build_peers_job(recipe, progress, trust_code)
         check_peers(peers_job)

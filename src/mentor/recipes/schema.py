@@ -296,6 +296,33 @@ class Adapt(Section):
         if repeated:
             raise ValueError(f"each entry may appear once; {repeated} repeat")
         return value
+class ExpandCurriculum(Section):
+    """Curriculum by confidence (Wang et al. 2021): confident pseudo labels first."""
+
+    phases: int = Field(2, ge=2, description="equal parts of the epochs; the last learns every pseudo label")
+    start: float = Field(0.5, gt=0.0, le=1.0, description="share of the pseudo labels, most confident first, "
+                                                         "learned in the first phase")
+
+
+class Expand(Section):
+    """Noisy Student (Xie et al. 2020): defaults are the paper's where they carry over (mentor.pipelines.expand)."""
+
+    labels: int = Field(gt=0, description="labeled training samples, the same number per class, drawn per seed; "
+                                          "the rest of the training split is the unlabeled pool (labels dropped)")
+    unlabeled: int | None = Field(None, gt=0, description="keep the first N of the other training samples as the "
+                                                          "unlabeled pool (default: all)")
+    rounds: int = Field(2, ge=1, description="students, each the next one's teacher")
+    soft: bool = Field(True, description="learn the teacher's softmax (false: its argmax)")
+    threshold: float = Field(0.3, ge=0.0, lt=1.0, description="teacher confidence a pseudo label needs")
+    balance: bool = Field(True, description="the same number of pseudo-labeled images per class")
+    per_class: int | None = Field(None, gt=0, description="that number (default: the images kept over the classes)")
+    unlabeled_ratio: float = Field(3.0, gt=0.0, description="pseudo-labeled rows per labeled row")
+    shift: int = Field(2, ge=0, description="the students' random input shift in pixels (noise)")
+    input_noise: float = Field(0.1, ge=0.0, description="std of the students' Gaussian input noise")
+    curriculum: ExpandCurriculum | None = Field(None, description="learn confident pseudo labels first")
+    baseline: bool = Field(True, description="also train the student model on the labeled samples alone")
+    noisy_teacher: bool = Field(False, description="train the round-0 teacher with the students' input noise too "
+                                                   "(the paper's Algorithm 1); its pseudo labels stay unnoised")
 
 
 class Compare(Section):
@@ -332,6 +359,8 @@ class Recipe(Section):
     pate: Pate | None = Field(None, description="PATE: private teachers (teacher), a noisy vote, a student")
     adapt: Adapt | None = Field(None, description="knowledge adaptation: a teacher on data (the source), students "
                                                   "adapted to adapt.target")
+    expand: Expand | None = Field(None, description="knowledge expansion: a teacher (teacher), noisy students "
+                                                   "(student) on pseudo-labeled data")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
@@ -395,6 +424,12 @@ class Recipe(Section):
                 no = f" and no {', '.join(extra)}" if extra else ""
                 raise ValueError(f"a pate recipe needs teacher and student{no}"
                                  + (f"; missing {', '.join(missing)}" if missing else ""))
+            return self
+        if self.expand is not None:
+            extra = [key for key in ("teachers", "knowledge", "scheme", "peers", "pate") if getattr(self, key)]
+            if self.teacher is None or self.student is None or extra:
+                raise ValueError("an expand recipe needs teacher and student" + (f" and no {', '.join(extra)}"
+                                                                                   if extra else ""))
             return self
         distill = {"teacher": self.teacher or self.teachers, "student": self.student, "knowledge": self.knowledge}
         scheme = {"scheme": self.scheme, "peers": self.peers}
