@@ -111,6 +111,7 @@ SECTIONS = [()] + [path + (("0",) if typing.get_origin(_unwrap(info.annotation)[
 OPTIONAL_SECTIONS: dict[tuple[str, ...], Any] = {
     ("teacher", "student_friendly"): {"teacher_blocks": ["fc1"], "student_blocks": ["fc1"]},
     ("assistants",): [{"model": "mlp-tiny"}],
+    ("multitask",): {"tasks": [{"name": "a", "dataset": "digits"}]},
 }
 """Sections the base recipes leave out, added (valid) when the key under test lies inside them."""
 

@@ -70,6 +70,10 @@ def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., 
         pate_job = build_pate_job(recipe, progress, trust_code)
         check_job(pate_job)
         return functools.partial(run_pate, pate_job)
+    if recipe.multitask is not None:
+        from mentor.recipes.multitask import planned_multitask
+
+        return planned_multitask(recipe, progress, trust_code)
     if recipe.scheme is not None:
         peers_job = build_peers_job(recipe, progress, trust_code)
         check_peers(peers_job)

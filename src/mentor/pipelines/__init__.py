@@ -2,7 +2,11 @@
 
 from mentor.pipelines.collaborate import collaborate
 from mentor.pipelines.distill import Job, check, distill, fit_plan, run, train
+from mentor.pipelines.multitask import multitask
+from mentor.pipelines.multitask_data import Task
+from mentor.pipelines.multitask_steps import CrossTask
 from mentor.pipelines.options import settings
 from mentor.pipelines.result import Measured, Result
 
-__all__ = ["collaborate", "Job", "Measured", "Result", "check", "distill", "fit_plan", "run", "settings", "train"]
+__all__ = ["CrossTask", "Job", "Measured", "Result", "Task", "check", "collaborate", "distill", "fit_plan", "multitask",
+           "run", "settings", "train"]

@@ -230,6 +230,37 @@ class Pate(Section):
     self_training: bool = Field(False, description="also learn the student's confident labels on unasked data")
 
 
+class MultiTaskItem(Section):
+    """One task of a multi-task run: its dataset and target (mentor.pipelines.multitask_data)."""
+
+    name: str = Field(description="the task's name: its head's, its teacher's stage and its rows in the table")
+    dataset: str = Field(description="the dataset its specialist teacher learns and its test set (mnist, "
+                                     "fashion-mnist, digits)")
+    target: Literal["classes", "ink"] = Field("classes", description="classes: the dataset's labels; ink: "
+                                              "regression of the percentage of inked pixels (intensity > 0.5)")
+    weight: float = Field(1.0, ge=0.0, description="w_t of this task's loss in the student's total")
+
+
+class CrossTaskSpec(Section):
+    """Cross-task KD (Yang et al. 2022), adapted to images: a second student with ranking losses and calibration."""
+
+    ranking_weight: float = Field(1.0, ge=0.0, description="λ of each auxiliary quadruplet ranking loss")
+    calibrate: bool = Field(True, description="calibrate each teacher on its task's validation split first")
+    confidence: float = Field(0.5, gt=0.0, le=1.0, description="a classification task's binary label is 1 where the "
+                                                              "teacher's top class probability reaches this")
+
+
+class MultiTask(Section):
+    """MuST (Ghiasi et al. 2021): specialist teachers label a shared pool; one multi-head student learns it all."""
+
+    tasks: list[MultiTaskItem] = Field(min_length=1, description="the tasks, each with its own dataset and teacher")
+    pool_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of each dataset's training split that "
+                                                                  "goes, unlabelled, to the shared pool")
+    cross_task: CrossTaskSpec | None = Field(None, description="also train a cross-task KD student")
+    ground_truth: bool = Field(True, description="also train the student on the teachers' labelled data directly "
+                                                 "(the baseline without teachers)")
+
+
 class Compare(Section):
     student_alone: bool = Field(True, description="distillation: also train the student alone, as the baseline")
     independent: bool = Field(True, description="schemes: also train each peer alone, and their plain ensemble")
@@ -262,6 +293,8 @@ class Recipe(Section):
     scheme: SchemeSpec | None = Field(None, description="online / self-learning: the scheme that trains the peers")
     peers: list[Model] | None = Field(None, min_length=1, description="online / self-learning: the models, in order")
     pate: Pate | None = Field(None, description="PATE: private teachers (teacher), a noisy vote, a student")
+    multitask: MultiTask | None = Field(None, description="multi-task: specialist teachers (teacher), pseudo labels "
+                                                          "of a shared pool, a multi-head student (student)")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
@@ -310,6 +343,15 @@ class Recipe(Section):
             raise ValueError("give teacher (one) or teachers (several), not both")
         if self.weighting is not None and self.teachers is None:
             raise ValueError("weighting weighs several teachers: give teachers (a list) instead of teacher")
+        if self.multitask is not None:
+            missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
+            extra = [key for key in ("teachers", "knowledge", "scheme", "peers", "pate", "assistants")
+                     if getattr(self, key) is not None]
+            if missing or extra:
+                no = f" and no {', '.join(extra)}" if extra else ""
+                raise ValueError(f"a multitask recipe needs teacher and student{no}"
+                                 + (f"; missing {', '.join(missing)}" if missing else ""))
+            return self
         if self.pate is not None:
             missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
             extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
