@@ -9,7 +9,6 @@ import torch
 
 from mentor.errors import MentorError
 from mentor.losses.multitask import (
-    class_score,
     fit_affine,
     fit_temperature,
     masked_soft_cross_entropy,
@@ -55,10 +54,6 @@ def test_ranking_gradient_pushes_the_higher_level_up() -> None:
     quadruplet_ranking(scores, torch.tensor([1, 0]), torch.tensor([0, 1])).backward()
     # one pair (0 above 1)? levels 2 and 1: d/ds0 softplus(s1 − s0) = −σ(0) = −0.5
     assert scores.grad.tolist() == pytest.approx([-0.5, 0.5])
-
-
-def test_class_score_is_the_log_sum_exp() -> None:
-    assert class_score(torch.tensor([[0.0, 0.0], [1.0, 1.0]])).tolist() == pytest.approx([math.log(2), 1 + math.log(2)])
 
 
 def test_affine_calibration_is_least_squares() -> None:

@@ -16,6 +16,7 @@ from mentor.pipelines.multitask_steps import (
     MultiTaskTraining,
     ground_truth_set,
     pseudo_labels,
+    ranking_head,
     related,
 )
 
@@ -32,6 +33,9 @@ def test_the_multi_head_cnn_gives_one_output_per_task_and_a_view_per_head() -> N
         TaskHead(model, "c")
     with pytest.raises(MentorError, match="output width >= 1"):
         MultiHead(nn.Identity(), 4, {"a": 0})
+    mlp = mentor.models.create("mlp-multi-head", input_shape=(1, 8, 8), hidden=[5], heads={"a": 3, "b": 1})
+    assert mlp.tasks == {"a": 3, "b": 1} and mlp(torch.randn(2, 1, 8, 8))["a"].shape == (2, 3)
+    assert mentor.models.count_parameters(mlp) == 64 * 5 + 5 + 5 * 3 + 3 + 5 * 1 + 1
 
 
 def test_ink_is_the_percentage_of_pixels_above_one_half() -> None:
@@ -111,19 +115,27 @@ def test_gradients_reach_the_weighted_heads_and_the_body_only() -> None:
     assert student.body.stage1.conv1.weight.grad.abs().sum() > 0
 
 
-def test_cross_task_adds_one_ranking_loss_per_ordered_pair() -> None:
+def test_cross_task_adds_one_ranking_loss_per_ordered_pair_on_its_own_heads() -> None:
     student = mentor.models.create("cnn-multi-head", input_shape=(1, 8, 8), channels=[4],
-                                   heads={"digits": 10, "ink": 1})
+                                   heads={"digits": 10, "ink": 1, ranking_head("digits"): 1, ranking_head("ink"): 1})
     layout = Layout({"digits": 10, "ink": 1})
     rows = 4
-    events = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    events, others = torch.tensor([1.0, 1.0, 0.0, 0.0]), torch.tensor([1.0, 0.0, 1.0, 0.0])  # levels 3, 2, 1, 0
     targets = layout.pack(rows, {"digits": (torch.full((rows, 10), 0.1), torch.ones(rows), events),
-                                 "ink": (torch.ones(rows, 1), torch.ones(rows), 1 - events)})
-    pairs = related({"digits": events, "ink": 1 - events})
+                                 "ink": (torch.ones(rows, 1), torch.ones(rows), others)})
+    pairs = related({"digits": events, "ink": others})
     scheme = MultiTaskTraining(student, TASKS, layout, {"digits": 1.0, "ink": 1.0}, CrossTask(0.5), pairs)
     output = scheme.loss(Batch(torch.randn(rows, 1, 8, 8), targets, torch.arange(rows), rows), 0.0, 1)
-    assert pairs == {("digits", "ink"): False, ("ink", "digits"): False}
+    assert pairs == {("digits", "ink"): True, ("ink", "digits"): True}  # uncorrelated: the paper's order
+    assert related({"digits": events, "ink": 1 - events})[("digits", "ink")] is False
     assert set(output.parts) == {"digits", "ink", "rank digits|ink", "rank ink|digits"}
     expected = output.parts["digits"] + output.parts["ink"] + 0.5 * (output.parts["rank digits|ink"]
                                                                      + output.parts["rank ink|digits"])
     assert output.total.item() == pytest.approx(expected.item(), rel=1e-6)
+    student.zero_grad()
+    scheme = MultiTaskTraining(student, [Task("digits", "digits", weight=0.0), Task("ink", "digits", "ink", 0.0)],
+                               layout, {"digits": 1.0, "ink": 1.0}, CrossTask(1.0), pairs)
+    scheme.loss(Batch(torch.randn(rows, 1, 8, 8), targets, torch.arange(rows), rows), 0.0, 1).total.backward()
+    # the ranking losses train their own heads and the body, never a task head
+    assert student.heads["digits-rank"].weight.grad.abs().sum() > 0
+    assert student.heads["digits"].weight.grad.abs().sum() == 0

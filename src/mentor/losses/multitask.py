@@ -76,12 +76,6 @@ def quadruplet_ranking(scores: torch.Tensor, primary: torch.Tensor, auxiliary: t
     return F.softplus(-margins[above]).mean()  # −log σ(m) = softplus(−m)
 
 
-def class_score(logits: torch.Tensor) -> torch.Tensor:
-    """A classification head's scalar score of a sample, ``log Σ_k exp z_k`` ``(B,)``: high when the head sees
-    one of its classes (the free energy's negative, Liu et al. 2020)."""
-    return torch.logsumexp(logits, dim=1)
-
-
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
     """The temperature T > 0 minimizing the negative log-likelihood of ``softmax(z / T)`` on labelled data
     (Guo et al. 2017's temperature scaling: Platt scaling with one shared parameter for K classes).

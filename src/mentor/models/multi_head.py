@@ -15,6 +15,7 @@ from torch import nn
 
 from mentor.errors import MentorError
 from mentor.models.cnn import CNN
+from mentor.models.mlp import MLP
 
 
 class MultiHead(nn.Module):
@@ -70,3 +71,14 @@ def multi_head_cnn(input_shape: Sequence[int], num_classes: int = 10, channels: 
     features = body.head.in_features
     body.head = nn.Identity()
     return MultiHead(body, features, dict(heads) if heads is not None else {"output": num_classes})
+
+
+def multi_head_mlp(input_shape: Sequence[int], num_classes: int = 10, hidden: Sequence[int] = (256, 256),
+                   dropout: float = 0.0, heads: Mapping[str, int] | None = None) -> MultiHead:
+    """An :class:`~mentor.models.mlp.MLP` body (``hidden`` widths, default as ``mlp-medium``) under one head per
+    task (``heads`` as for :func:`multi_head_cnn`)."""
+    if not hidden:
+        raise MentorError("a multi-head MLP needs at least one hidden layer (its features); give hidden: [256]")
+    body = MLP(input_shape, 1, hidden, dropout)
+    body.head = nn.Identity()
+    return MultiHead(body, hidden[-1], dict(heads) if heads is not None else {"output": num_classes})

@@ -27,8 +27,11 @@ Multi-Task Recommendation", AAAI, arXiv:2202.09852, adapted from recommendation 
   predictions into the student;
 * adapted: the binary labels y_t, which the paper reads from click/like data, are here the calibrated teachers'
   (top class probability ≥ ``confidence``; a regression value above its pool median), so task B's teacher
-  orders task A's samples (its knowledge crosses to A's head); a head's scalar score is ``log Σ_k exp z_k``
-  (classification) or its value; calibration is temperature scaling (Platt scaling's multi-class form) or an
+  orders task A's samples (its knowledge crosses to A's side of the shared body); each task's auxiliary ranking
+  task is one more linear head of the student (one score per sample), as the paper's auxiliary towers, so the
+  ranking shapes the shared body without pulling on the task heads' outputs; the paper then distills the
+  auxiliary predictions into the task heads, here the task heads learn the calibrated teachers' labels instead;
+  calibration is temperature scaling (Platt scaling's multi-class form) or an
   affine map for a value, fitted on the task's validation split; the order's tie-break is flipped for a pair
   whose labels correlate negatively on the pool (the paper's tasks are positively related, a digit and a
   garment task are not); the teacher is trained first and frozen, so the paper's error correction for a
@@ -66,6 +69,7 @@ from mentor.pipelines.multitask_steps import (
     ground_truth_set,
     pool_set,
     pseudo_labels,
+    ranking_head,
     related,
 )
 from mentor.pipelines.result import Result, measure
@@ -218,7 +222,8 @@ def run(job: MultiTaskJob, out: Path | None, log: MetricsLog | None = None, echo
             students.append(("ground-truth student", None, None))
         for role, labels, cross in students:
             seed_everything(seed)
-            student = job.student(dict(layout.widths), tuple(data.pool.inputs.shape[1:]))
+            ranking = {ranking_head(task.name): 1 for task in job.tasks} if cross is not None else {}
+            student = job.student({**layout.widths, **ranking}, tuple(data.pool.inputs.shape[1:]))
             if labels is None:
                 train = ground_truth_set(job.tasks, data.tasks, layout)
                 scales = {task.name: variance(data.tasks[task.name].train.targets) for task in job.tasks}

@@ -12,7 +12,6 @@ from mentor.batch import Batch
 from mentor.data import ArrayDataset, Splits
 from mentor.engine import predict
 from mentor.losses.multitask import (
-    class_score,
     fit_affine,
     fit_temperature,
     masked_soft_cross_entropy,
@@ -109,11 +108,18 @@ def ground_truth_set(tasks: list[Task], data: dict[str, Splits], layout: Layout)
     return ArrayDataset(torch.cat(inputs), torch.cat(packed))
 
 
+def ranking_head(task: str) -> str:
+    """The name of task ``task``'s auxiliary ranking head (one score per sample) in a cross-task student."""
+    return f"{task}-rank"
+
+
 class MultiTaskTraining(Scheme):
     """A :class:`MultiHead` student on packed targets: ``Σ_t w_t L_t / v_t`` (+ ``λ Σ_{A≠B} L_rank(A|B)``).
 
     ``scales`` v_t divide each regression loss by the variance of its targets (1 for classification), so that a
-    weight of 1 puts a squared error on the scale of a cross-entropy.
+    weight of 1 puts a squared error on the scale of a cross-entropy. With ``cross_task`` the student has one more
+    head per task, :func:`ranking_head`, whose score ``(B,)`` the ranking losses order: as the paper's auxiliary
+    tasks, they share the body with the task heads without pulling on the task heads' outputs.
     """
 
     def __init__(self, student: MultiHead, tasks: list[Task], layout: Layout, scales: dict[str, float],
@@ -138,10 +144,10 @@ class MultiTaskTraining(Scheme):
             output = outputs[task.name]
             if task.regression:
                 loss = masked_squared_error(output.float(), targets, mask) / self.scales[task.name]
-                scores[task.name] = output[:, 0].float()
             else:
                 loss = masked_soft_cross_entropy(output.float(), targets, mask)
-                scores[task.name] = class_score(output.float())
+            if self.cross_task is not None:
+                scores[task.name] = outputs[ranking_head(task.name)][:, 0].float()
             parts[task.name] = loss.detach()
             total = total + task.weight * loss
         if self.cross_task is not None and self.cross_task.ranking_weight > 0:
