@@ -1,13 +1,12 @@
 """Multi-task learning on Fashion-MNIST, MNIST and MNIST ink (``mentor bench multitask``): MuST's multi-head student
 against its specialist teachers, with cross-task KD and the same student trained on the ground truth.
 
-    mentor bench multitask [--seeds 0,1,2] [--limit 12000] [--teacher-epochs 3] [--student-epochs 3] [--no-write]
+    mentor bench multitask [--seeds 0,1,2] [--limit N] [--teacher-epochs 20] [--student-epochs 20] [--no-write]
 
 Three tasks, each with its own specialist teacher (an MLP 784-256-256, ``mlp-medium``): Fashion-MNIST classes,
-MNIST digits, and MNIST ink (the percentage of pixels above half intensity, a regression). The first ``--limit``
-training images of each dataset (12,000 of 60,000 by default, to fit the run in its time on a shared machine)
-lose 10% to the validation split; half of the rest is the teachers' labelled data (5,400 each), the other half,
-without labels, is the shared pool (5,400 Fashion-MNIST and 5,400 MNIST images). The multi-task student (the
+MNIST digits, and MNIST ink (the percentage of pixels above half intensity, a regression). Each dataset's 60,000
+training images lose 10% to the validation split; half of the rest is the teachers' labelled data (27,000 each),
+the other half, without labels, is the shared pool (27,000 Fashion-MNIST and 27,000 MNIST images). The multi-task student (the
 same MLP body, one head per task, ``mlp-multi-head``) learns the soft/value pseudo labels of all three teachers on
 the whole pool (MuST); the cross-task student adds the quadruplet ranking losses and calibrated pseudo labels
 (λ = 1, temperature/affine calibration on each task's validation split); the ground-truth student learns the
@@ -46,9 +45,9 @@ STUDENTS = ("student", "cross-task student", "ground-truth student")
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mentor bench multitask", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    parser.add_argument("--limit", type=int, default=12000, help="first N training and test images of each dataset")
-    parser.add_argument("--teacher-epochs", type=int, default=3)
-    parser.add_argument("--student-epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="first N training and test images of each dataset")
+    parser.add_argument("--teacher-epochs", type=int, default=20)
+    parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--pool-fraction", type=float, default=0.5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     return parser.parse_args(argv)
