@@ -6,10 +6,11 @@ against its specialist teachers, with cross-task KD and the same student trained
 Three tasks, each with its own specialist teacher (an MLP 784-256-256, ``mlp-medium``): Fashion-MNIST classes,
 MNIST digits, and MNIST ink (the percentage of pixels above half intensity, a regression). Each dataset's 60,000
 training images lose 10% to the validation split; half of the rest is the teachers' labelled data (27,000 each),
-the other half, without labels, is the shared pool (27,000 Fashion-MNIST and 27,000 MNIST images). The multi-task student (the
-same MLP body, one head per task, ``mlp-multi-head``) learns the soft/value pseudo labels of all three teachers on
-the whole pool (MuST); the cross-task student adds the quadruplet ranking losses and calibrated pseudo labels
-(λ = 1, temperature/affine calibration on each task's validation split); the ground-truth student learns the
+the other half, without labels, is the shared pool (27,000 Fashion-MNIST and 27,000 MNIST images). The
+multi-task student (the same MLP body, one head per task, ``mlp-multi-head``) learns the soft/value pseudo labels
+of all three teachers on the whole pool (MuST); the cross-task student adds the quadruplet ranking losses on
+auxiliary heads and calibrated pseudo labels (λ = 1, temperature/affine calibration on each task's validation
+split); the ground-truth student learns the
 teachers' labelled data directly. Each model is tested on its task's own test set (10,000 images).
 
 Settings are fixed before looking at any test number, none tuned on the test sets: Adam with learning rate

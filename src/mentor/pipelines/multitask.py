@@ -49,7 +49,6 @@ stage's checkpoints and ``mentor resume`` continues at the stage that stopped (f
 from __future__ import annotations
 
 import functools
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,6 +61,7 @@ from mentor.errors import MentorError, clip
 from mentor.models.multi_head import MultiHead, TaskHead
 from mentor.pipelines.distill import check_device, fit_plan
 from mentor.pipelines.multitask_data import TARGETS, Layout, Task, TaskData, task_data
+from mentor.pipelines.multitask_result import MultiTaskResult
 from mentor.pipelines.multitask_steps import (
     CrossTask,
     MultiTaskTraining,
@@ -72,8 +72,7 @@ from mentor.pipelines.multitask_steps import (
     ranking_head,
     related,
 )
-from mentor.pipelines.result import Result, measure
-from mentor.report import mean_std, render
+from mentor.pipelines.result import measure
 
 TeacherFactory = Callable[[int, tuple[int, ...]], nn.Module]
 """(outputs, input shape) -> a fresh specialist teacher."""
@@ -97,33 +96,6 @@ class MultiTaskJob:
     cross_task: CrossTask | None = None
     ground_truth: bool = True
     latency_batch: int = 256
-
-
-class MultiTaskResult(Result):
-    """A :class:`Result` whose table has one row per model and task (accuracy, or MSE and MAE)."""
-
-    def table(self) -> str:
-        header = ["model", "test accuracy % / MSE", "MAE", "parameters", "latency ms/batch"]
-        rows = []
-        for role, rows_of_role in self.by_role().items():
-            regression = bool(rows_of_role[0].errors)
-            result = mean_std([r.errors["mse"] for r in rows_of_role]) if regression else \
-                mean_std([r.accuracy for r in rows_of_role], scale=100.0)
-            mae = mean_std([r.errors["mae"] for r in rows_of_role]) if regression else ""
-            rows.append([role, result, mae, f"{rows_of_role[0].parameters:,}",
-                         f"{statistics.median(r.latency_ms for r in rows_of_role):.3f}"])
-        ratio = self.parameter_ratio()
-        seeds = len({r.seed for r in self.rows})
-        lines = [render(header, rows), f"({seeds} seed{'s' if seeds > 1 else ''})"]
-        if ratio is not None:
-            lines.append(f"student parameters / sum of the specialists' = {ratio:.3f}")
-        return "\n".join(lines)
-
-    def parameter_ratio(self) -> float | None:
-        """The multi-head student's parameters over the sum of all specialist teachers' (``None`` without both)."""
-        teachers = [r.parameters for r in self.rows if r.role.endswith(" teacher") and r.seed == self.rows[0].seed]
-        students = [r.parameters for r in self.rows if r.role.endswith(" student")]
-        return students[0] / sum(teachers) if teachers and students else None
 
 
 def widths(tasks: list[Task], data: TaskData) -> dict[str, int]:
@@ -269,8 +241,11 @@ def multitask(
         tasks: the :class:`~mentor.pipelines.multitask_data.Task` list (name, dataset, target, weight).
         teacher: every specialist's registered model name (``teacher_options`` its options).
         student: the multi-head student's model name (``cnn-multi-head``; its heads are made from the tasks).
-        pool_fraction: share of each dataset's training split that goes, unlabelled, to the shared pool.
-        validation: share of each training split held out (teachers' weight selection, calibration).
+        pool_fraction: share of each dataset's training split that goes, unlabelled, to the shared pool (½: as
+            many unlabelled as labelled images per dataset; MuST's pools are larger than its labelled sets, here
+            a larger pool would leave the teachers less to learn from).
+        validation: share of each training split held out (teachers' weight selection, calibration; the
+            project's default 0.1).
         limit: keep only this many training and test samples of each dataset (quick runs).
         cross_task: also train a cross-task KD student (``True``: default :class:`CrossTask`).
         ground_truth: also train the student on the teachers' labelled data directly (the baseline).
