@@ -15,17 +15,19 @@ teachers' labelled data directly. Each model is tested on its task's own test se
 
 Settings are fixed before looking at any test number, none tuned on the test sets: Adam with learning rate
 3e-3, batches of 128, ``--teacher-epochs`` for the teachers (their weights selected on validation) and
-``--student-epochs`` for the students (last weights; the pool has no labels to select on). With the defaults on a
-shared 2-core machine the run took the time stated in BENCHMARKS.md (3 seeds). ``--limit`` and few epochs make a
-smoke run. The table goes into BENCHMARKS.md between ``<!-- multitask:start -->`` and ``<!-- multitask:end -->``.
+``--student-epochs`` for the students (last weights; the pool has no labels to select on). With the defaults the
+run took 14.7 minutes (3 seeds) on a 2-core machine shared with other jobs. ``--limit`` and few epochs make a
+smoke run; ``--ablation`` trains the first seed's cross-task student with calibration only and with ranking only. The table goes into BENCHMARKS.md between ``<!-- multitask:start -->`` and ``<!-- multitask:end -->``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -50,6 +52,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher-epochs", type=int, default=20)
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--pool-fraction", type=float, default=0.5)
+    parser.add_argument("--ablation", action="store_true", help="instead: the first seed's cross-task student with "
+                        "calibration only and with ranking only (printed, not written)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     return parser.parse_args(argv)
 
@@ -101,10 +105,36 @@ def main(argv: list[str] | None = None) -> None:
         teacher_settings=FitSettings(**{**settings.__dict__, "epochs": args.teacher_epochs}),
         settings=settings, cross_task=CrossTask(), ground_truth=True, latency_batch=256)
     check_job(job)
+    if args.ablation:
+        ablation(job, seeds[0])
+        return
     result = MultiTaskResult()
     for done, seed in enumerate(seeds, start=1):  # the section is rewritten after every seed: a stopped run keeps some
         result.rows += run(replace(job, seeds=[seed]), None, echo=lambda line: print(f"  {line}", flush=True)).rows
         write(args, argv, job, result, seeds[:done], len(seeds), time.perf_counter() - started)
+
+
+def ablation(job: MultiTaskJob, seed: int) -> None:
+    """The cross-task student of one seed with each of its two parts alone: which one costs what it costs.
+
+    The teachers and the MuST student train once into a temporary run directory; each variant then resumes it
+    with its cross-task student's folder removed, so only that stage trains again."""
+    variants = {"calibration only (λ = 0)": CrossTask(ranking_weight=0.0), "ranking only (no calibration)":
+                CrossTask(calibrate=False), "both (the benchmark's)": CrossTask()}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        for index, (name, cross) in enumerate(variants.items()):
+            shutil.rmtree(out / "checkpoints" / f"seed{seed}" / "cross-task-student", ignore_errors=True)
+            result = run(replace(job, seeds=[seed], cross_task=cross, ground_truth=False), out,
+                         echo=lambda line: None, resume=index > 0)
+            by_role = result.by_role()
+            rows.append([name] + [f"{by_role[f'{task.name} cross-task student'][0].errors['mse']:.2f}"
+                                  if task.regression else
+                                  f"{100 * by_role[f'{task.name} cross-task student'][0].accuracy:.2f}"
+                                  for task in TASKS])
+            print(f"  {' | '.join(rows[-1])}", flush=True)
+    print(table(["cross-task student, seed " + str(seed), *(task.name for task in TASKS)], rows))
 
 
 def write(args: argparse.Namespace, argv: list[str] | None, job: MultiTaskJob, result: MultiTaskResult,
