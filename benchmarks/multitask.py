@@ -17,8 +17,8 @@ Settings are fixed before looking at any test number, none tuned on the test set
 3e-3, batches of 128, ``--teacher-epochs`` for the teachers (their weights selected on validation) and
 ``--student-epochs`` for the students (last weights; the pool has no labels to select on). With the defaults the
 run took 14.7 minutes (3 seeds) on a 2-core machine shared with other jobs. ``--limit`` and few epochs make a
-smoke run; ``--ablation`` trains the first seed's cross-task student with calibration only and with ranking only. The table goes into
-BENCHMARKS.md between ``<!-- multitask:start -->`` and ``<!-- multitask:end -->``.
+smoke run; ``--ablation`` trains the first seed's cross-task student with calibration only and with ranking only.
+The table goes into BENCHMARKS.md between ``<!-- multitask:start -->`` and ``<!-- multitask:end -->``.
 """
 
 from __future__ import annotations
