@@ -12,27 +12,26 @@ ICCV, arXiv:2108.11353. For every seed:
    regression, as the paper does for depth;
 3. one multi-head student (shared body, a linear head per task, :mod:`mentor.models.multi_head`) learns all
    pseudo labels of the pool at once (stage ``student``), ``L = Σ_t w_t L_t`` (:mod:`mentor.losses.multitask`).
-   The paper sets the per-task weights w_t by hand; the default here is w_t = 1 for every task, with each
-   regression loss divided by the variance of its pseudo labels on the pool so that it starts on the scale of a
-   cross-entropy (the paper's depth loss and classification loss are likewise brought to comparable sizes by
-   their weights).
+   The paper's total is this weighted sum of the per-task losses, with a weight chosen per task; the default
+   here is w_t = 1 for every task, with each regression loss divided by the variance of its pseudo labels on
+   the pool so that it starts on the scale of a cross-entropy (a value's squared error is otherwise in the
+   value's units squared).
 
 Cross-task KD (``cross_task``): Yang, Pan, Gao, Jiang, Liu & Chen (2022), "Cross-Task Knowledge Distillation in
 Multi-Task Recommendation", AAAI, arXiv:2202.09852, adapted from recommendation to images (stage
 ``cross-task-student``, the same student architecture from scratch):
 
 * the paper's: the auxiliary ranking tasks with its quadruplet order (samples ranked by task A's label, ties
-  broken by task B's) and pairwise loss, one per ordered pair of tasks; the calibration of the teachers'
-  predictions against the ground truth before they become targets; the distillation of the calibrated
-  predictions into the student;
+  broken by task B's) and pairwise loss, one per ordered pair of tasks, on auxiliary outputs of their own; the
+  calibration of the teachers' predictions against the ground truth before they become targets;
 * adapted: the binary labels y_t, which the paper reads from click/like data, are here the calibrated teachers'
   (top class probability ≥ ``confidence``; a regression value above its pool median), so task B's teacher
   orders task A's samples (its knowledge crosses to A's side of the shared body); each task's auxiliary ranking
   task is one more linear head of the student (one score per sample), as the paper's auxiliary towers, so the
   ranking shapes the shared body without pulling on the task heads' outputs; the paper then distills the
   auxiliary predictions into the task heads, here the task heads learn the calibrated teachers' labels instead;
-  calibration is temperature scaling (Platt scaling's multi-class form) or an
-  affine map for a value, fitted on the task's validation split; the order's tie-break is flipped for a pair
+  calibration is temperature scaling (Platt scaling's multi-class form) or an affine map for a value, fitted on
+  the task's validation split; the order's tie-break is flipped for a pair
   whose labels correlate negatively on the pool (the paper's tasks are positively related, a digit and a
   garment task are not); the teacher is trained first and frozen, so the paper's error correction for a
   teacher trained together with the student has nothing to correct and is left out.
