@@ -111,6 +111,10 @@ def test_builtin_recipes_run_without_root_or_say_what_they_need() -> None:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
         if "scheme" in recipe:
             assert recipe["data"]["name"] == "digits", name  # every scheme has a recipe that runs anywhere
+        elif "multitask" in recipe:  # each task names its dataset
+            datasets = {task["dataset"] for task in recipe["multitask"]["tasks"]} - {"digits"}
+            assert all(dataset.upper() in recipe["description"].upper() for dataset in datasets), name
+            assert not datasets or "pip" in recipe["description"], name
         elif recipe["data"]["name"] not in ("digits", "diabetes"):  # both ship with scikit-learn
             description = recipe["description"]
             assert recipe["data"]["name"].upper() in description.upper() and "pip" in description, name

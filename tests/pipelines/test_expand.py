@@ -113,7 +113,7 @@ def test_the_builtin_recipe_runs_and_resumes_at_the_stage_it_stopped(tmp_path: P
     ("expand.rounds=0", r"recipe key 'expand.rounds': Input should be greater than or equal to 1; got 0"),
     ("train.jitter=2", r"recipe key 'train.jitter' \(2\): the students' shift is expand.shift"),
     ("expand.labels=55", r"'labels' parameter of expand must be a multiple of the 10 classes"),
-    ("student=null", r"recipe: an expand recipe needs teacher and student$"),
+    ("student=null", r"recipe: an expand recipe needs teacher and student; missing student$"),
     ("knowledge={method: kd}", r"recipe: an expand recipe needs teacher and student and no knowledge"),
 ])
 def test_bad_recipe_keys_fail_before_the_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture, override: str,

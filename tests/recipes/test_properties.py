@@ -112,6 +112,7 @@ OPTIONAL_SECTIONS: dict[tuple[str, ...], Any] = {
     ("teacher", "student_friendly"): {"teacher_blocks": ["fc1"], "student_blocks": ["fc1"]},
     ("assistants",): [{"model": "mlp-tiny"}],
     ("expand",): {"labels": 10},
+    ("multitask",): {"tasks": [{"name": "a", "dataset": "digits"}]},
 }
 """Sections the base recipes leave out, added (valid) when the key under test lies inside them."""
 

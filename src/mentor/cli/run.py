@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from mentor.pipelines.output import write_summary
 from mentor.pipelines.result import Result
 from mentor.recipes import Recipe, load_recipe, read_run_recipe
 from mentor.recipes.load import RUN_RECIPE
+from mentor.recipes.schema import PIPELINES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -62,30 +64,13 @@ def _planned(recipe: Recipe, progress: bool, trust_code: bool) -> Callable[..., 
     from mentor.pipelines.distill import check, run
     from mentor.recipes.build import build_job, build_peers_job
 
-    if recipe.adapt is not None:
-        from mentor.pipelines.adapt import check_job as check_adapt
-        from mentor.pipelines.adapt import run as run_adapt
-        from mentor.recipes.adapt import build_adapt_job
-
-        adapt_job = build_adapt_job(recipe, progress, trust_code)
-        check_adapt(adapt_job)
-        return functools.partial(run_adapt, adapt_job)
-    if recipe.pate is not None:
-        from mentor.pipelines.pate import check_job
-        from mentor.pipelines.pate import run as run_pate
-        from mentor.recipes.pate import build_pate_job
-
-        pate_job = build_pate_job(recipe, progress, trust_code)
-        check_job(pate_job)
-        return functools.partial(run_pate, pate_job)
-    if recipe.expand is not None:
-        from mentor.pipelines.expand import check_job as check_expand
-        from mentor.pipelines.expand import run as run_expand
-        from mentor.recipes.expand import build_expand_job
-
-        expand_job = build_expand_job(recipe, progress, trust_code)
-        check_expand(expand_job)
-        return functools.partial(run_expand, expand_job)
+    for section in PIPELINES:  # mentor.recipes.<section>.build_<section>_job, mentor.pipelines.<section>.run
+        if getattr(recipe, section) is not None:
+            build = getattr(importlib.import_module(f"mentor.recipes.{section}"), f"build_{section}_job")
+            pipeline = importlib.import_module(f"mentor.pipelines.{section}")
+            pipeline_job = build(recipe, progress, trust_code)
+            pipeline.check_job(pipeline_job)
+            return functools.partial(pipeline.run, pipeline_job)
     if recipe.scheme is not None:
         peers_job = build_peers_job(recipe, progress, trust_code)
         check_peers(peers_job)

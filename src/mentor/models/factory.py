@@ -13,6 +13,7 @@ from mentor.errors import MentorError, clip, shown, unknown
 from mentor.models import ecosystem
 from mentor.models.cnn import CNN
 from mentor.models.mlp import MLP
+from mentor.models.multi_head import multi_head_cnn, multi_head_mlp
 from mentor.models.trust import entry_points, load_entry_point, load_factory
 from mentor.models.two_head import two_head_mlp
 from mentor.outputs import select_output
@@ -39,6 +40,10 @@ MODELS.register("mlp", "MLP with chosen hidden widths (hidden: [...], dropout)")
 MODELS.register("cnn", "CNN with chosen stage widths (channels: [...], depth, dropout)")(CNN)
 MODELS.register("mlp-two-head", "MLP body (hidden: [...]) under a ground-truth head and a teacher head "
                                 "(Takamoto 2020's regression student)")(two_head_mlp)
+MODELS.register("cnn-multi-head", "CNN body (channels: [...], depth) under one head per task (heads: {task: "
+                                  "outputs}; MuST's multi-task student)")(multi_head_cnn)
+MODELS.register("mlp-multi-head", "MLP body (hidden: [...]) under one head per task (heads: {task: outputs})")(
+    multi_head_mlp)
 
 
 def _call(

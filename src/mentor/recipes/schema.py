@@ -323,6 +323,35 @@ class Expand(Section):
     baseline: bool = Field(True, description="also train the student model on the labeled samples alone")
     noisy_teacher: bool = Field(False, description="train the round-0 teacher with the students' input noise too "
                                                    "(the paper's Algorithm 1); its pseudo labels stay unnoised")
+class MultiTaskItem(Section):
+    """One task of a multi-task run: its dataset and target (mentor.pipelines.multitask_data)."""
+
+    name: str = Field(description="the task's name: its head's, its teacher's stage and its rows in the table")
+    dataset: str = Field(description="the dataset its specialist teacher learns and its test set (mnist, "
+                                     "fashion-mnist, digits)")
+    target: Literal["classes", "ink"] = Field("classes", description="classes: the dataset's labels; ink: "
+                                              "regression of the percentage of inked pixels (intensity > 0.5)")
+    weight: float = Field(1.0, ge=0.0, description="w_t of this task's loss in the student's total")
+
+
+class CrossTaskSpec(Section):
+    """Cross-task KD (Yang et al. 2022), adapted to images: a second student with ranking losses and calibration."""
+
+    ranking_weight: float = Field(1.0, ge=0.0, description="λ of each auxiliary quadruplet ranking loss")
+    calibrate: bool = Field(True, description="calibrate each teacher on its task's validation split first")
+    confidence: float = Field(0.5, gt=0.0, le=1.0, description="a classification task's binary label is 1 where the "
+                                                              "teacher's top class probability reaches this")
+
+
+class MultiTask(Section):
+    """MuST (Ghiasi et al. 2021): specialist teachers label a shared pool; one multi-head student learns it all."""
+
+    tasks: list[MultiTaskItem] = Field(min_length=1, description="the tasks, each with its own dataset and teacher")
+    pool_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of each dataset's training split that "
+                                                                  "goes, unlabelled, to the shared pool")
+    cross_task: CrossTaskSpec | None = Field(None, description="also train a cross-task KD student")
+    ground_truth: bool = Field(True, description="also train the student on the teachers' labelled data directly "
+                                                 "(the baseline without teachers)")
 
 
 class Compare(Section):
@@ -333,6 +362,10 @@ class Compare(Section):
 class Log(Section):
     tensorboard: bool = Field(False, description="also write every epoch's train/* and val/* values as "
                                                  "TensorBoard scalars to RUN_DIR/tensorboard (extra: tensorboard)")
+
+
+PIPELINES = ("adapt", "expand", "multitask", "pate")
+"""Recipe sections that run a pipeline of their own, each with a teacher and a student section."""
 
 
 class Recipe(Section):
@@ -361,6 +394,8 @@ class Recipe(Section):
                                                   "adapted to adapt.target")
     expand: Expand | None = Field(None, description="knowledge expansion: a teacher (teacher), noisy students "
                                                    "(student) on pseudo-labeled data")
+    multitask: MultiTask | None = Field(None, description="multi-task: specialist teachers (teacher), pseudo labels "
+                                                          "of a shared pool, a multi-head student (student)")
     train: Train = Field(default_factory=Train)
     compare: Compare = Field(default_factory=Compare)
     log: Log = Field(default_factory=Log, description="where metrics go besides RUN_DIR/metrics.jsonl")
@@ -409,27 +444,18 @@ class Recipe(Section):
             raise ValueError("give teacher (one) or teachers (several), not both")
         if self.weighting is not None and self.teachers is None:
             raise ValueError("weighting weighs several teachers: give teachers (a list) instead of teacher")
-        if self.adapt is not None:
+        pipelines = [name for name in PIPELINES if getattr(self, name) is not None]
+        if len(pipelines) > 1:
+            raise ValueError(f"one pipeline per recipe; got {', '.join(pipelines)}: keep one")
+        if pipelines:
             missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
-            extra = [key for key in ("knowledge", "scheme", "peers", "pate") if getattr(self, key) is not None]
+            extra = [key for key in ("teachers", "knowledge", "scheme", "peers", "assistants")
+                     if getattr(self, key) is not None]
             if missing or extra:
-                no = f" and no {', '.join(extra)}" if extra else ""
-                raise ValueError(f"an adapt recipe needs teacher and student{no}"
+                article = "an" if pipelines[0][0] in "aeiou" else "a"
+                raise ValueError(f"{article} {pipelines[0]} recipe needs teacher and student"
+                                 + (f" and no {', '.join(extra)}" if extra else "")
                                  + (f"; missing {', '.join(missing)}" if missing else ""))
-            return self
-        if self.pate is not None:
-            missing = [key for key in ("teacher", "student") if getattr(self, key) is None]
-            extra = [key for key in ("knowledge", "scheme", "peers") if getattr(self, key) is not None]
-            if missing or extra:
-                no = f" and no {', '.join(extra)}" if extra else ""
-                raise ValueError(f"a pate recipe needs teacher and student{no}"
-                                 + (f"; missing {', '.join(missing)}" if missing else ""))
-            return self
-        if self.expand is not None:
-            extra = [key for key in ("teachers", "knowledge", "scheme", "peers", "pate") if getattr(self, key)]
-            if self.teacher is None or self.student is None or extra:
-                raise ValueError("an expand recipe needs teacher and student" + (f" and no {', '.join(extra)}"
-                                                                                   if extra else ""))
             return self
         distill = {"teacher": self.teacher or self.teachers, "student": self.student, "knowledge": self.knowledge}
         scheme = {"scheme": self.scheme, "peers": self.peers}
