@@ -4,24 +4,19 @@
 from __future__ import annotations
 
 from mentor import data as datasets
-from mentor.errors import MentorError
 from mentor.pipelines.adapt import AdaptJob
 from mentor.pipelines.adapt_data import align
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
-from mentor.recipes.build import _data_and_models
+from mentor.recipes.build import _data_and_models, pipeline_parts
 
 
 def build_adapt_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = False) -> AdaptJob:
     """An :class:`AdaptJob`: the teachers train with ``teacher.train`` (default ``train``), the students and the
     oracle with ``train``."""
     load_source, model = _data_and_models(recipe, trust_code)
-    teacher, student, spec = recipe.teacher, recipe.student, recipe.adapt
-    if teacher is None or student is None or spec is None:
-        raise MentorError("an adapt recipe needs adapt, teacher and student")
-    if teacher.checkpoint is not None or teacher.student_friendly is not None:
-        raise MentorError("recipe key 'teacher.checkpoint'/'teacher.student_friendly': an adapt run trains its "
-                          "teacher on the source with cross-entropy; remove them")
+    teacher, student, spec = pipeline_parts(recipe, "adapt", "an adapt run trains its teacher on the source with "
+                                                             "cross-entropy")
     target = spec.target
 
     def load_domains(seed: int) -> tuple[datasets.Splits, datasets.Splits]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -74,6 +75,18 @@ def _data_and_models(recipe: schema.Recipe, trust_code: bool) -> tuple[DataLoade
                       trust_code=trust_code, output=section.output)
 
     return load_data, model
+
+
+def pipeline_parts(recipe: schema.Recipe, section: str, trains: str) -> tuple[schema.Teacher, schema.Model, Any]:
+    """The ``teacher``, ``student`` and ``section`` of a pipeline recipe (``pate``, ``adapt``, ...); a teacher given
+    trained or student-friendly is refused, since the pipeline trains its own teachers (``trains`` says how)."""
+    teacher, student, spec = recipe.teacher, recipe.student, getattr(recipe, section)
+    if teacher is None or student is None or spec is None:
+        raise MentorError(f"a {section} recipe needs {section}, teacher and student")
+    given = [f"teacher.{key}" for key in ("checkpoint", "student_friendly") if getattr(teacher, key) is not None]
+    if given:
+        raise MentorError(f"recipe key '{given[0]}': {trains}; remove {' and '.join(given)}")
+    return teacher, student, spec
 
 
 def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:

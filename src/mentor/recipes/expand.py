@@ -11,7 +11,7 @@ from mentor.pipelines.expand import ExpandJob
 from mentor.pipelines.expand_labels import Curriculum, PseudoLabeling, split_labels
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
-from mentor.recipes.build import _data_and_models
+from mentor.recipes.build import _data_and_models, pipeline_parts
 from mentor.schemes.online.peers import Distortion
 
 
@@ -20,12 +20,8 @@ def build_expand_job(recipe: schema.Recipe, progress: bool = True, trust_code: b
     ``train``), ``student`` is every round's student and the baseline, trained with ``train`` and the noise of
     ``expand``."""
     load_splits, model = _data_and_models(recipe, trust_code)
-    teacher, student, spec = recipe.teacher, recipe.student, recipe.expand
-    if teacher is None or student is None or spec is None:
-        raise MentorError("an expand recipe needs expand, teacher and student")
-    if teacher.checkpoint is not None:
-        raise MentorError("recipe key 'teacher.checkpoint': expand trains its teacher on the labeled samples it draws "
-                          "per seed; remove teacher.checkpoint")
+    teacher, student, spec = pipeline_parts(recipe, "expand", "expand trains its teacher on the labeled samples it "
+                                                               "draws per seed")
     if recipe.train.jitter:
         raise MentorError(f"recipe key 'train.jitter' ({recipe.train.jitter}): the students' shift is expand.shift "
                           "(with expand.input_noise); set train.jitter to 0")

@@ -6,25 +6,20 @@ from __future__ import annotations
 import functools
 
 from mentor.data import load
-from mentor.errors import MentorError
 from mentor.models import create
 from mentor.pipelines.multitask import MultiTaskJob
 from mentor.pipelines.multitask_data import Task, TaskData, task_data
 from mentor.pipelines.multitask_steps import CrossTask
 from mentor.pipelines.options import fit_settings
 from mentor.recipes import schema
-from mentor.recipes.build import check_consent_to_models
+from mentor.recipes.build import check_consent_to_models, pipeline_parts
 
 
 def build_multitask_job(recipe: schema.Recipe, progress: bool = True, trust_code: bool = False) -> MultiTaskJob:
     """A :class:`MultiTaskJob`: ``teacher`` is every specialist's model (``teacher.train``: how they train, default
     the recipe's ``train``), ``student`` the multi-head student (its heads are made from the tasks)."""
-    teacher, student, spec = recipe.teacher, recipe.student, recipe.multitask
-    if teacher is None or student is None or spec is None:
-        raise MentorError("a multitask recipe needs multitask, teacher and student")
-    if teacher.checkpoint is not None or teacher.student_friendly is not None:
-        raise MentorError("recipe key 'teacher': a multitask run trains one specialist teacher per task on its own "
-                          "dataset; remove teacher.checkpoint and teacher.student_friendly")
+    teacher, student, spec = pipeline_parts(recipe, "multitask", "a multitask run trains one specialist teacher per "
+                                                                 "task on its own dataset")
     check_consent_to_models(recipe, trust_code)
     tasks = [Task(item.name, item.dataset, item.target, item.weight) for item in spec.tasks]
     data = recipe.data

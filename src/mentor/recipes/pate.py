@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from mentor.errors import MentorError
 from mentor.pipelines.options import fit_settings
 from mentor.pipelines.pate import PateJob
 from mentor.recipes import schema
-from mentor.recipes.build import _data_and_models
+from mentor.recipes.build import _data_and_models, pipeline_parts
 from mentor.teachers.pate import Aggregator, ConfidentGNMax, GNMax, LNMax
 
 
@@ -23,12 +22,7 @@ def build_pate_job(recipe: schema.Recipe, progress: bool = True, trust_code: boo
     """A :class:`PateJob`: ``teacher`` is each teacher's model (``teacher.train``: how they train, default the
     recipe's ``train``), ``student`` learns the answers with ``train``."""
     load_data, model = _data_and_models(recipe, trust_code)
-    teacher, student, spec = recipe.teacher, recipe.student, recipe.pate
-    if teacher is None or student is None or spec is None:
-        raise MentorError("a pate recipe needs pate, teacher and student")
-    if teacher.checkpoint is not None:
-        raise MentorError("recipe key 'teacher.checkpoint': PATE trains its teachers on the private partitions; "
-                          "remove teacher.checkpoint")
+    teacher, student, spec = pipeline_parts(recipe, "pate", "PATE trains its teachers on the private partitions")
     return PateJob(
         name=recipe.name,
         seeds=list(recipe.seeds),
