@@ -96,9 +96,14 @@ def input_columns(table: Any, inputs: str | Sequence[str] | None) -> list[str]:
     return chosen
 
 
+def numpy_view(table: Any, columns: list[str]) -> bool:
+    """Whether ``table`` already is a NumPy-formatted view of exactly ``columns`` (a streamed split's table)."""
+    return table.format["type"] == "numpy" and list(table.column_names) == columns
+
+
 def _arrays(table: Any, columns: list[str], rows: list[int] | None = None) -> dict[str, np.ndarray]:
     """The input columns of ``rows`` (all rows by default) as stacked NumPy arrays; images ``(N, C, H, W)``."""
-    view = table.select_columns(columns).with_format("numpy")
+    view = table if numpy_view(table, columns) else table.select_columns(columns).with_format("numpy")
     batch = view[:] if rows is None else view[rows]
     arrays = {}
     for name in columns:
@@ -164,7 +169,8 @@ class TableRows(Dataset):
     def __init__(self, table: Any, indices: torch.Tensor, targets: torch.Tensor, columns: list[str],
                  tokenizer: Any = None, max_length: int = 128, mean: torch.Tensor | None = None,
                  std: torch.Tensor | None = None) -> None:
-        self.table, self.indices, self.targets, self.columns = table, indices, targets, columns
+        self.table = table.select_columns(columns).with_format("numpy")  # made once, not per row
+        self.indices, self.targets, self.columns = indices, targets, columns
         self.tokenizer, self.max_length, self.mean, self.std = tokenizer, max_length, mean, std
 
     def __len__(self) -> int:
