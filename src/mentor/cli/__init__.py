@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mentor.engine.distributed import shutdown
+from mentor.engine.distributed import abandon, shutdown
 from mentor.engine.scales import ScaleWarning
 from mentor.errors import MentorError, MentorWarning, clip, describe_os_error
 
@@ -49,6 +49,7 @@ def _one_line(message: Warning | str, category: type[Warning], *args: Any, **kwa
 
 
 def _fail(message: str) -> int:
+    abandon()
     print(f"mentor: error: {message}", file=sys.stderr)
     return EXIT_USAGE
 
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"out of memory{': ' + clip(str(error)) if str(error) else ''}; lower the sizes in the recipe "
                      "(batch_size, model widths, data.limit)")
     except KeyboardInterrupt:
+        abandon()
         print("mentor: interrupted", file=sys.stderr)
         return 130
 

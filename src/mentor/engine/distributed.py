@@ -11,9 +11,12 @@ writes checkpoints; multi-node runs work the same way through torchrun's rendezv
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TypeVar
 
 import torch
@@ -47,6 +50,7 @@ def world() -> World:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("MENTOR_BACKEND") != "gloo" else "gloo"
         dist.init_process_group(backend)
+        _leave_at_exit()
     return World(dist.get_rank(), dist.get_world_size())
 
 
@@ -106,3 +110,33 @@ def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+
+class _Exit:
+    """How this process leaves the process group when the interpreter exits."""
+
+    failed = False
+
+
+def abandon() -> None:
+    """This process failed: at exit it leaves without waiting for the others (torchrun stops them)."""
+    _Exit.failed = True
+
+
+def _leave_at_exit() -> None:
+    """Shut down when the interpreter exits normally (a script that calls ``fit`` under torchrun and returns):
+    gloo aborts a process whose group is torn down while a peer's connection is still open. After an
+    uncaught exception or :func:`abandon` the group is left alone, so the failing rank exits at once."""
+    previous = sys.excepthook
+
+    def note_failure(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        abandon()
+        previous(kind, value, trace)
+
+    def leave() -> None:
+        if not _Exit.failed:
+            shutdown()
+
+    sys.excepthook = note_failure
+    atexit.register(leave)
