@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -69,9 +70,16 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available; a clear error when CUDA is asked for and absent."""
+    """``auto`` -> CUDA when available; a clear error when CUDA is asked for and absent.
+
+    Under torchrun, plain ``cuda`` is this process's own GPU, ``cuda:LOCAL_RANK`` (wrapping round when the
+    machine has fewer GPUs than processes), made the current device so that NCCL and new tensors use it."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MentorError(f"train.device is {name!r} but no CUDA device is available; use device: cpu or auto")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    return device

@@ -83,7 +83,8 @@ class FeatureMemory(nn.Module):
         self.register_buffer("seen", torch.zeros(size, dtype=torch.bool, device=device))
 
     def store(self, indices: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> None:
-        self.features[indices], self.labels[indices], self.seen[indices] = features.detach(), labels, True
+        self.features[indices] = features.detach().to(self.features.dtype)
+        self.labels[indices], self.seen[indices] = labels, True
 
 
 class OnlineSubclass(Scheme):
