@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, TypeAlias
 
 import torch
@@ -45,6 +46,12 @@ def move(inputs: Inputs, device: torch.device | str) -> Inputs:
 def device_of(inputs: Inputs) -> torch.device:
     """The device ``inputs`` live on."""
     return next(iter(inputs.values())).device if isinstance(inputs, Mapping) else inputs.device
+
+
+def model_device(model: nn.Module, default: torch.device | None = None) -> torch.device:
+    """Where ``model``'s first parameter or buffer lives (``default``, else the CPU, for one with neither)."""
+    first = next(chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else default or torch.device("cpu")
 
 
 def sample_shape(inputs: Inputs) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from mentor.cli import main
 from mentor.data import ArrayDataset
 from mentor.engine import FitSettings, OptimizerSettings, checkpoint, fit
 from mentor.knowledge import KNOWLEDGE, create
@@ -26,6 +27,9 @@ from mentor.models import MLP
 from mentor.schemes import SCHEMES, Offline, Phased, Scheme
 from tests.knowledge.conftest import student_model
 from tests.knowledge.test_contract import regression, stages, teacher_for
+from tests.pipelines.test_expand import TINY as EXPAND_TINY
+from tests.pipelines.test_multitask_run import DIGITS as MUST_TINY
+from tests.pipelines.test_pate import TINY as PATE_TINY
 from tests.schemes.conftest import tiny_data
 from tests.schemes.test_contract import build
 
@@ -178,3 +182,20 @@ def test_mentor_run_on_cuda_and_two_torchrun_processes_on_one_gpu_equal_one(tmp_
         weights = [checkpoint.load(out / "checkpoints" / "seed0" / role / "last.pt")["models"]["student"]
                    for out in (single, double)]
         assert_close(weights[0], weights[1], 1e-4)
+
+
+CUDA_EVERYWHERE = {
+    "noisy-student": [*EXPAND_TINY, "--set", "teacher.train.device=cuda"],
+    "pate": [*PATE_TINY, "--set", "teacher.train.device=cuda"],
+    "must": [*MUST_TINY, "--set", "multitask.ground_truth=false", "--set", "teacher.train.device=cuda"],
+    "multi-teacher": ["--set", "data.limit=200", "--set", "train.epochs=1", "--set", "teachers.2.train.epochs=1",
+                      "--set", "teachers.2.train.device=cuda", "--quiet"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CUDA_EVERYWHERE))
+def test_the_builtin_pipelines_run_on_cuda(name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    torch.cuda.reset_peak_memory_stats()
+    arguments = ["run", name, "--out", str(tmp_path / "run"), "--set", "train.device=cuda", *CUDA_EVERYWHERE[name]]
+    assert main(arguments) == 0, capsys.readouterr().err
+    assert torch.cuda.max_memory_allocated() > 0

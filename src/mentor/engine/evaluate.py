@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mentor.batch import Inputs, call
+from mentor.batch import Inputs, call, model_device, move
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.data.streamed import DatasetBatches, TorchData, is_streamed
 from mentor.outputs import pick
@@ -30,8 +30,9 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
     """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the modes are restored after)."""
+    device = model_device(model)
     with evaluating(model), torch.inference_mode():
-        return torch.cat([pick(call(model, inputs)) for inputs, _ in BatchIterator(dataset, batch_size)])
+        return torch.cat([pick(call(model, move(inputs, device))) for inputs, _ in BatchIterator(dataset, batch_size)])
 
 
 def evaluate(model: nn.Module, dataset: ArrayDataset | TorchData, batch_size: int = 512) -> dict[str, float]:
@@ -40,11 +41,12 @@ def evaluate(model: nn.Module, dataset: ArrayDataset | TorchData, batch_size: in
 
     Sums are accumulated batch by batch (in float64 scalars), so no more than one batch of outputs is held;
     ``dataset`` may be any torch Dataset or DataLoader (:mod:`mentor.data.streamed`)."""
+    device = model_device(model)
     if is_streamed(dataset):
-        device = next(iter(model.parameters()), torch.empty(0)).device
-        batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = DatasetBatches(dataset, batch_size, device=device)
+        batches: Iterable[tuple[Inputs, torch.Tensor]] = DatasetBatches(dataset, batch_size, device=device)
     else:
-        batches = BatchIterator(dataset, batch_size)  # type: ignore[arg-type]
+        batches = ((move(inputs, device), targets.to(device))
+                   for inputs, targets in BatchIterator(dataset, batch_size))  # type: ignore[arg-type]
     sums = {"count": 0.0, "values": 0.0, "correct": 0.0, "loss": 0.0, "squared": 0.0, "absolute": 0.0}
     regression = False
     with evaluating(model), torch.inference_mode():

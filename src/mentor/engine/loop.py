@@ -264,6 +264,12 @@ def _networks(scheme: Scheme) -> list[nn.Module]:
     return [*scheme.predictors().values(), *(m.model for m in scheme.modules() if isinstance(m, FrozenTeacher))]
 
 
+def _place(scheme: Scheme, device: torch.device, channels_last: bool) -> None:
+    scheme.to(device)
+    if channels_last:
+        scheme.to(memory_format=torch.channels_last)
+
+
 def _prepare(dataset: ArrayDataset | TorchData | None, device: torch.device,
              channels_last: bool) -> ArrayDataset | TorchData | None:
     if dataset is None or is_streamed(dataset):  # a torch Dataset is moved batch by batch
@@ -314,9 +320,7 @@ def _fit(scheme: Scheme, train: ArrayDataset | TorchData, validation: ArrayDatas
                           "with mentor.data.load (tensors), not as a torch Dataset")
     log = log if log is not None else MetricsLog()
     device = resolve_device(settings.device)
-    scheme.to(device)
-    if settings.channels_last:
-        scheme.to(memory_format=torch.channels_last)
+    _place(scheme, device, settings.channels_last)
     train = _prepare(train, device, settings.channels_last)  # type: ignore[assignment]
     validation = _prepare(validation, device, settings.channels_last)
     seed_everything(settings.seed)
@@ -324,6 +328,7 @@ def _fit(scheme: Scheme, train: ArrayDataset | TorchData, validation: ArrayDatas
              else BatchIterator(train, settings.batch_size))  # type: ignore[arg-type]
     first_inputs, first_targets, first_indices = next(first.indexed())
     scheme.setup(Batch(first_inputs, first_targets, first_indices, sized(train)))
+    _place(scheme, device, settings.channels_last)  # again: the adapters setup built are on the CPU
     for teacher in teachers_in(scheme):  # the ones setup froze too
         teacher.precision = settings.teacher_precision
     run = _Run(scheme, settings, checkpoints)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mentor.batch import Batch
+from mentor.batch import Batch, device_of
 from mentor.errors import MentorError
 from mentor.losses import CE, Objective
 from mentor.losses.functional import kl_with_temperature
@@ -81,6 +81,7 @@ class TeacherWarmup(Offline):
         self._student = (student,)  # a tuple keeps it out of this phase's modules
 
     def setup(self, batch: Batch) -> None:
+        self._student[0].to(device_of(batch.inputs))  # on the loop's device, as the next phase puts it
         check_pair(self.student, self._student[0], batch)  # this phase's student is the teacher
         super().setup(batch)
 

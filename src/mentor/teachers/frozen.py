@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mentor.batch import Inputs, Outputs, device_of
+from mentor.batch import Inputs, Outputs, device_of, model_device, move
 from mentor.taps import run_with_taps
 
 
@@ -67,6 +67,7 @@ class FrozenTeacher(nn.Module):
 
     def outputs(self, inputs: Inputs, taps: Iterable[str] = ()) -> Outputs:
         """Logits and the tapped tensors (paths ending in ``:input`` tap a module's input)."""
+        inputs = move(inputs, model_device(self.model, device_of(inputs)))  # batches read from a Dataset on the CPU
         bf16 = self.precision == "bf16"
         autocast = torch.autocast(device_of(inputs).type, torch.bfloat16) if bf16 else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
