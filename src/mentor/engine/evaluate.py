@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mentor.batch import Inputs, call, model_device, move
+from mentor.batch import Inputs, call, device_of, model_device, move
 from mentor.data import ArrayDataset, BatchIterator
 from mentor.data.streamed import DatasetBatches, TorchData, is_streamed
 from mentor.outputs import pick
@@ -29,10 +29,12 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def predict(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
-    """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the modes are restored after)."""
+    """Logits ``(N, K)`` of ``model`` on the whole dataset, in eval mode (the modes are restored after), on the
+    dataset's device (the batches go through the model on its own)."""
     device = model_device(model)
     with evaluating(model), torch.inference_mode():
-        return torch.cat([pick(call(model, move(inputs, device))) for inputs, _ in BatchIterator(dataset, batch_size)])
+        logits = [pick(call(model, move(inputs, device))) for inputs, _ in BatchIterator(dataset, batch_size)]
+    return torch.cat(logits).to(device_of(dataset.inputs))
 
 
 def evaluate(model: nn.Module, dataset: ArrayDataset | TorchData, batch_size: int = 512) -> dict[str, float]:
@@ -75,12 +77,18 @@ def selection_score(metrics: dict[str, float]) -> float:
 
 
 def latency(model: nn.Module, inputs: Inputs, repeats: int = 20, warmup: int = 3) -> float:
-    """Median wall time in milliseconds of one eval-mode forward pass on the batch ``inputs``."""
+    """Median wall time in milliseconds of one eval-mode forward pass on the batch ``inputs``, on the model's
+    device (for CUDA, until the GPU has finished)."""
+    device = model_device(model)
+    inputs = move(inputs, device)
+    finish = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     times = []
     with evaluating(model), torch.inference_mode():
         for index in range(warmup + repeats):
+            finish()
             start = time.perf_counter()
             call(model, inputs)
+            finish()
             if index >= warmup:
                 times.append(time.perf_counter() - start)
     times.sort()
