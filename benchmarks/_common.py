@@ -190,7 +190,7 @@ def invocation(name: str, argv: Sequence[str] | None = None) -> str:
 
 
 def machine() -> str:
-    """One line: CPU, cores, torch version and threads, Python."""
+    """One line: CPU, cores, torch version and threads, Python, and the GPU where CUDA is present."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -201,8 +201,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} threads); "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}{gpu}")
 
 
 def write_section(name: str, title: str, body: str, path: Path = BENCHMARKS_MD) -> None:

@@ -3,7 +3,8 @@ and a target oracle each adapted student closes (``mentor bench adapt``).
 
     mentor bench adapt [--seeds 0,1,2] [--model cnn-medium] [--source-limit 5000] [--teacher-epochs 2]
                        [--epochs 6] [--methods teacher-student,curriculum,mean-teacher,adversarial,multi-source]
-                       [--adversarial-weights 0.001,0.1] [--consistency-weights 3] [--no-write]
+                       [--adversarial-weights 0.001,0.1] [--consistency-weights 3] [--device cpu]
+                       [--no-write]
 
 Source: the first ``--source-limit`` MNIST training images (10 % of them validate the teacher). Target:
 digits-28 (scikit-learn's 1,797 digits in MNIST's frame; 25 % test, 10 % of the rest a labeled validation
@@ -66,6 +67,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adversarial-weights", default="0.001,0.1", help="λ_adv values searched")
     parser.add_argument("--consistency-weights", default="3", help="self-ensembling weights searched (one value: "
                                                                    "no search)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where every model trains")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     return parser.parse_args(argv)
 
@@ -79,7 +81,8 @@ def job(args: argparse.Namespace, seeds: list[int], spec: Adapt, select: bool) -
         return source, (replace(target, test=target.validation) if select else target)
 
     adam = OptimizerSettings(name="adam", lr=0.003)
-    teacher = FitSettings(epochs=args.teacher_epochs, batch_size=64, optimizer=adam, progress=False)
+    teacher = FitSettings(epochs=args.teacher_epochs, batch_size=64, optimizer=adam, progress=False,
+                          device=args.device)
     students = replace(teacher, epochs=args.epochs, optimizer=replace(adam, lr=0.001))
     return AdaptJob(name="adapt", seeds=seeds, load_domains=load_domains,
                     teacher=lambda: mentor.models.create(args.model, num_classes=10),
