@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
@@ -118,7 +118,7 @@ class DatasetBatches:
         n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def order(self) -> list[int]:
+    def order(self) -> Order:
         """This rank's dataset indices for the current epoch, in order."""
         total = len(self.dataset)  # type: ignore[arg-type]
         if self.shuffle:
@@ -127,7 +127,7 @@ class DatasetBatches:
             order = torch.arange(total)
         if self.world > 1:
             order = order[: self._count() * self.world][self.rank :: self.world]
-        return order.tolist()
+        return Order(order)
 
     def _iterable_loader(self) -> DataLoader:
         if self.loader is not None:
@@ -153,6 +153,30 @@ class DatasetBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for inputs, targets, _ in self.indexed():
             yield inputs, targets
+
+
+class Order(Sequence[int]):
+    """An epoch's dataset indices held as one int64 tensor, 8 bytes each (a list of Python ints takes 36): the
+    sampler of a dataset of millions of samples; iterated as ints, a chunk of the tensor at a time."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, indices: Tensor) -> None:
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Order: ...
+    def __getitem__(self, index: int | slice) -> int | Order:
+        return Order(self.indices[index]) if isinstance(index, slice) else int(self.indices[index])
+
+    def __iter__(self) -> Iterator[int]:
+        for chunk in self.indices.split(self.CHUNK):
+            yield from chunk.tolist()
 
 
 def first_samples(data: ArrayDataset | TorchData, count: int) -> tuple[Inputs, Tensor]:
