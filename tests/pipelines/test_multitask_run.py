@@ -51,6 +51,20 @@ def test_the_builtin_recipe_runs_from_the_command(tmp_path: Path, capsys: pytest
     stages = sorted(path.name for path in (out / "checkpoints" / "seed0").iterdir())
     assert stages == ["cross-task-student", "student", "teacher-digits", "teacher-ink"]
 
+    # mentor eval measures every model on its task's test split again: the run's own numbers
+    assert main(["eval", str(out)]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[3:]}
+    assert set(rows) == {f"{task}-{role}" for task in ("digits", "ink")
+                         for role in ("teacher", "student", "cross-task-student")}
+    for name, entry in summary["models"].items():
+        shown = rows[name.replace(" ", "-")]
+        if "mse" in entry:
+            assert float(shown[-2]) == pytest.approx(entry["mse"][0], rel=1e-4)
+        else:
+            assert float(shown[-3]) == pytest.approx(100 * entry["accuracy"][0], abs=0.006)
+    assert main(["eval", str(out), "--model", "student"]) == 2
+    assert "digits-student" in capsys.readouterr().err
+
 
 def test_a_stopped_run_resumes_at_its_last_stage(tmp_path: Path) -> None:
     recipe = load_recipe("must", [item for item in DIGITS[:-1] if item != "--set"])

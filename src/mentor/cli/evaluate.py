@@ -6,7 +6,7 @@ import argparse
 
 from mentor.cli.run import add_trust_code
 from mentor.data import ArrayDataset
-from mentor.errors import MentorError
+from mentor.errors import MentorError, unknown
 from mentor.report.runs import Run
 
 
@@ -56,6 +56,9 @@ def command_eval(args: argparse.Namespace) -> int:
 
     run = Run.open(args.run, args.trust_code)
     seed = args.seed if args.seed is not None else run.seeds()[0]
+    if run.recipe.get("multitask"):
+        run.check(None, seed)
+        return _eval_multitask(run, seed, args)
     run.check(args.model, seed)
     if args.data is None:
         name, dataset = run.load_data(seed).name, run.load_data(seed).test
@@ -76,4 +79,33 @@ def command_eval(args: argparse.Namespace) -> int:
     print(f"the models of {run.name} (seed {seed}) on the {name} test split, {len(dataset)} samples "
           "(one of them: --model NAME)")
     print(render(["model", "test MSE", "test MAE"] if regression else ["model", "test accuracy %", "loss"], rows))
+    return 0
+
+
+def _eval_multitask(run: Run, seed: int, args: argparse.Namespace) -> int:
+    """Each model of a multi-task run on its own task's test split (a row per model and task)."""
+    from mentor.engine import evaluate
+    from mentor.pipelines.multitask import restore
+    from mentor.recipes import validate
+    from mentor.recipes.multitask import build_multitask_job
+    from mentor.report.runs import role_name
+    from mentor.report.table import render
+
+    if args.data is not None:
+        raise MentorError("--data does not apply to a multi-task run: each task is measured on its own dataset's "
+                          "test split; leave --data out")
+    job = build_multitask_job(validate(run.recipe), progress=False, trust_code=run.trust_code)
+    models = {role_name(role): measured for role, measured in restore(job, run.path, seed).items()}
+    if args.model is not None and args.model not in models:
+        raise unknown("model", args.model, list(models), where=f"run {str(run.path)!r}")
+    rows = []
+    for role, (model, splits) in models.items():
+        if args.model is not None and role != args.model:
+            continue
+        metrics = evaluate(model, splits.test)
+        result = ([f"MSE {metrics['mse']:.4f}", f"{metrics['mae']:.4f}"] if "mse" in metrics
+                  else [f"{100 * metrics['accuracy']:.2f} %", f"{metrics['loss']:.4f}"])
+        rows.append([role, splits.name, str(len(splits.test)), *result])
+    print(f"the models of {run.name} (seed {seed}), each on its task's test split")
+    print(render(["model", "dataset", "samples", "accuracy / MSE", "loss / MAE"], rows))
     return 0

@@ -55,7 +55,8 @@ from typing import Any
 
 from torch import nn
 
-from mentor.engine import FitSettings, MetricsLog, fit, seed_everything
+from mentor.data import Splits
+from mentor.engine import FitSettings, MetricsLog, checkpoint, fit, seed_everything
 from mentor.errors import MentorError, clip
 from mentor.models.multi_head import MultiHead, TaskHead
 from mentor.pipelines.distill import check_device, fit_plan
@@ -193,8 +194,7 @@ def run(job: MultiTaskJob, out: Path | None, log: MetricsLog | None = None, echo
             students.append(("ground-truth student", None, None))
         for role, labels, cross in students:
             seed_everything(seed)
-            ranking = {ranking_head(task.name): 1 for task in job.tasks} if cross is not None else {}
-            student = job.student({**layout.widths, **ranking}, tuple(data.pool.inputs.shape[1:]))
+            student = new_student(job, layout, data, cross is not None)
             if labels is None:
                 train = ground_truth_set(job.tasks, data.tasks, layout)
                 scales = {task.name: variance(data.tasks[task.name].train.targets) for task in job.tasks}
@@ -210,6 +210,39 @@ def run(job: MultiTaskJob, out: Path | None, log: MetricsLog | None = None, echo
             for task in job.tasks:
                 report(task, role, TaskHead(student, task.name), fitted.best_epoch)  # type: ignore[arg-type]
     return result
+
+
+def new_student(job: MultiTaskJob, layout: Layout, data: TaskData, cross_task: bool) -> MultiHead:
+    """A fresh multi-head student: a head per task, and a ranking head per task for cross-task KD."""
+    ranking = {ranking_head(task.name): 1 for task in job.tasks} if cross_task else {}
+    return job.student({**layout.widths, **ranking}, tuple(data.pool.inputs.shape[1:]))
+
+
+STUDENTS = {"student": False, "cross-task student": True, "ground-truth student": False}
+"""The students a run may train, and whether each has the cross-task ranking heads."""
+
+
+def restore(job: MultiTaskJob, out: Path, seed: int) -> dict[str, tuple[nn.Module, Splits]]:
+    """The models a finished run kept for ``seed``, by role (``"<task> teacher"``, ``"<task> student"``, ...), in
+    eval mode, each with its task's splits: what ``mentor eval`` measures."""
+    data, folder = job.load_data(seed), out / "checkpoints" / f"seed{seed}"
+    layout = Layout(widths(job.tasks, data))
+
+    def loaded(model: nn.Module, stage: str) -> nn.Module:
+        model.load_state_dict(checkpoint.load_kept(folder / stage.replace(" ", "-"))["models"]["student"])
+        return model.eval()
+
+    models: dict[str, tuple[nn.Module, Splits]] = {}
+    for task in job.tasks:
+        splits = data.tasks[task.name]
+        teacher = job.teacher(1 if task.regression else splits.num_classes, splits.input_shape)
+        models[f"{task.name} teacher"] = (loaded(teacher, f"teacher {task.name}"), splits)
+    for role, cross in STUDENTS.items():
+        if (folder / role.replace(" ", "-")).is_dir():
+            student = loaded(new_student(job, layout, data, cross), role)
+            models.update({f"{task.name} {role}": (TaskHead(student, task.name).eval(), data.tasks[task.name])  # type: ignore[arg-type]
+                           for task in job.tasks})
+    return models
 
 
 def variance(targets: Any) -> float:
