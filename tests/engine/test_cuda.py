@@ -2,8 +2,8 @@
 
 Every knowledge method and every scheme trains on the GPU in fp32 and under bf16 autocast; a CUDA run agrees
 with the CPU run of the same work; the teacher-output cache, pinned streamed batches, resuming, the bf16 teacher,
-``train.compile`` and ``mentor run`` work there; two torchrun processes sharing one GPU equal one process with
-twice the batch.
+``train.compile``, ``mentor run`` and the built-in pipelines (Noisy Student, PATE, MuST, several teachers) work
+there; two torchrun processes sharing one GPU equal one process with twice the batch.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mentor.data import ArrayDataset
 from mentor.engine import FitSettings, OptimizerSettings, checkpoint, fit
 from mentor.knowledge import KNOWLEDGE, create
 from mentor.models import MLP
-from mentor.schemes import SCHEMES, Offline, Phased, Scheme
+from mentor.schemes import SCHEMES, Offline, Scheme
 from tests.knowledge.conftest import student_model
 from tests.knowledge.test_contract import regression, stages, teacher_for
 from tests.pipelines.test_expand import TINY as EXPAND_TINY
@@ -95,7 +95,6 @@ def test_every_scheme_trains_on_cuda(name: str, precision: str, tmp_path: Path) 
         fit(scheme, tiny_data(), tiny_data(16, 4), replace(CUDA, precision=precision),  # type: ignore[arg-type]
             checkpoints=tmp_path / f"phase{index}")
         assert on_cuda(scheme) and finite(scheme)
-    assert isinstance(built, Scheme | Phased)
 
 
 def test_cuda_and_cpu_runs_agree() -> None:
