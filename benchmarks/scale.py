@@ -9,7 +9,8 @@ averaged), the same epochs, Adam and seed. Runs:
 * P processes × 1 thread each for every P of ``--processes`` (default 2), started by
   ``python -m torch.distributed.run`` with the gloo backend.
 
-Efficiency is the speed-up per core used (threads × processes): 1.00 is perfect scaling.
+Efficiency is the speed-up per core used (threads × processes, at most the machine's cores): 1.00 is
+perfect scaling.
 
 Throughput is training samples per second of the training loop (the epochs' own time, evaluation
 excluded); accuracy is on the test set, measured by rank 0 after training. BatchNorm statistics stay
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     for processes in (int(count) for count in args.processes.split(",")):
         runs[f"{processes} processes × 1 thread (torchrun, gloo)"] = (
             [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", script],
-            {**base, "OMP_NUM_THREADS": "1"}, processes)
+            {**base, "OMP_NUM_THREADS": "1"}, min(processes, cores))
     results = {}
     with tempfile.TemporaryDirectory(prefix="mentor-scale-") as folder:
         for name, (command, env, used) in runs.items():
