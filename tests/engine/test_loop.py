@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mentor.batch import Batch
-from mentor.data import ArrayDataset
+from mentor.data import ArrayDataset, BatchIterator
 from mentor.engine import FitSettings, OptimizerSettings, checkpoint, fit
 from mentor.errors import MentorError
-from mentor.knowledge import Stage
+from mentor.knowledge import Stage, create
 from mentor.losses import CE, Objective, Term
 from mentor.losses.terms import Context
-from mentor.models import MLP
+from mentor.models import CNN, MLP
 from mentor.pipelines.distill import stage_epochs
 from mentor.schemes import Offline
 
@@ -153,3 +155,33 @@ def test_cuda_device_without_cuda_is_a_clear_error() -> None:
         pytest.skip("CUDA is available here")
     with pytest.raises(MentorError, match="no CUDA device is available"):
         fit(Offline(MLP((4,), 2), Objective(CE())), data(), None, FitSettings(progress=False, device="cuda"))
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_offline_kd_is_a_hand_written_kd_loop_on_the_same_batches_bit_for_bit(cache: bool) -> None:
+    """Nothing in the loop changes the math: the same batches, loss, backward and Adam step as a loop written out."""
+    generator = torch.Generator().manual_seed(0)
+    data = ArrayDataset(torch.randn(80, 1, 8, 8, generator=generator), torch.randint(0, 3, (80,), generator=generator))
+    torch.manual_seed(0)
+    teacher, initial = CNN((1, 8, 8), 3, channels=(8, 16)).eval(), CNN((1, 8, 8), 3, channels=(4, 8))
+    library = copy.deepcopy(initial)
+    settings = FitSettings(epochs=2, batch_size=16, progress=False, seed=5, teacher_cache=cache, scale_probe=3,
+                           optimizer=OptimizerSettings("adam", 1e-2))
+    fit(Offline(library, create("kd", temperature=4.0, alpha=0.9), teacher), data, None, settings)
+
+    by_hand = copy.deepcopy(initial).train()
+    optimizer = torch.optim.Adam(by_hand.parameters(), lr=1e-2)
+    batches = BatchIterator(data, 16, shuffle=True, seed=5)
+    for epoch in range(2):
+        batches.set_epoch(epoch)
+        for inputs, targets, _ in batches.indexed():
+            with torch.no_grad():
+                soft_targets = F.log_softmax(teacher(inputs) / 4.0, dim=1)
+            logits = by_hand(inputs)
+            kl = F.kl_div(F.log_softmax(logits / 4.0, dim=1), soft_targets, reduction="batchmean", log_target=True)
+            loss = 0.1 * F.cross_entropy(logits, targets) + 0.9 * 16.0 * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    for (name, expected), got in zip(by_hand.state_dict().items(), library.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7, msg=name)
