@@ -7,6 +7,7 @@ command that produced it and the machine it ran on, so a table can always be rep
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
@@ -42,6 +43,20 @@ def median(values: Sequence[float]) -> float:
 def spread(values: Sequence[float]) -> str:
     """``median (min-max)`` of timings in seconds, for a table cell."""
     return f"{median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def percent(values: Sequence[float]) -> str:
+    """Fractions as a percentage cell: ``mean ± std`` over the seeds (one value alone when there is one)."""
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def gain_and_spread(ours: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """Points gained by ``ours`` over ``reference`` (fractions over seeds) and the seeds' spread √(std² + std_ref²)."""
+    difference = 100 * (statistics.fmean(ours) - statistics.fmean(reference))
+    spread = 100 * math.hypot(*(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ours, reference)))
+    return difference, spread
 
 
 @contextmanager

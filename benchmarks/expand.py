@@ -45,7 +45,6 @@ The table goes into BENCHMARKS.md between ``<!-- expand:start -->`` and ``<!-- e
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import statistics
 import sys
@@ -56,7 +55,7 @@ from typing import Any
 
 STARTED = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCHMARKS_MD, invocation, section_body, table, write_section  # noqa: E402
+from _common import BENCHMARKS_MD, gain_and_spread, invocation, percent, section_body, table, write_section  # noqa: E402
 
 import mentor  # noqa: E402
 from mentor.engine import MetricsLog  # noqa: E402
@@ -131,16 +130,9 @@ def choose(args: argparse.Namespace, dataset: str, out: Path) -> tuple[str, dict
     return max(scores, key=lambda v: scores[v]), scores
 
 
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.2f}"
-    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
-
-
 def gain(ours: list[float], reference: list[float]) -> str:
     """Points gained, marked when beyond the seeds' spread √(std² + std_ref²); ``target met`` or ``missed``."""
-    difference = 100 * (statistics.fmean(ours) - statistics.fmean(reference))
-    spread = 100 * math.hypot(*(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ours, reference)))
+    difference, spread = gain_and_spread(ours, reference)
     return f"{difference:+.2f} (spread {spread:.2f}: {'met' if difference > spread else 'missed'})"
 
 
@@ -186,7 +178,7 @@ def settings_line(args: argparse.Namespace, minutes: float) -> str:
 
 def report(dataset: str, accuracies: dict[str, list[float]], pseudo: list[dict[str, Any]], chosen: str,
            scores: dict[str, float], seeds: int) -> str:
-    rows = [[role, cell(accuracies[role])] for role in ROLES]
+    rows = [[role, percent(accuracies[role])] for role in ROLES]
     kept = [p["kept"] / p["pool"] for p in pseudo]
     right = [p["right"] for p in pseudo if p["right"] is not None]
     targets = [["student round 1 vs teacher", gain(accuracies["student round 1"], accuracies["teacher"])],

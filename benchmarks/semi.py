@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any
 
 STARTED = time.perf_counter()  # the budget counts from here
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCHMARKS_MD, invocation, run_child, section_body, table, write_section  # noqa: E402
+from _common import BENCHMARKS_MD, gain_and_spread, invocation, percent, run_child, section_body, table, write_section  # noqa: E402
 
 VALIDATION = 0.05
 SHARED = {"data.validation": VALIDATION, "train.batch_size": 128, "train.optimizer.name": "adam",
@@ -115,16 +113,9 @@ def best_validation(records: list[dict[str, Any]]) -> float:
     return max(r["val/teacher/accuracy"] for r in records if r["run"] == "mean-teacher")
 
 
-def cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.2f}"
-    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
-
-
 def gain(ours: list[float], baseline: list[float]) -> str:
     """Points gained over the baseline, marked when beyond the seeds' spread √(std² + std_b²)."""
-    difference = 100 * (statistics.fmean(ours) - statistics.fmean(baseline))
-    spread = 100 * math.hypot(*(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (ours, baseline)))
+    difference, spread = gain_and_spread(ours, baseline)
     return f"**{difference:+.2f}**" + (" (beyond spread)" if difference > spread > 0 else "")
 
 
@@ -163,7 +154,7 @@ def main(argv: list[str]) -> None:
 def report(args: argparse.Namespace, argv: list[str], limit: int, weight: float, chosen: dict[float, float],
            accuracies: dict[str, list[float]]) -> None:
     baseline = accuracies["peer0 alone"]
-    rows = [[f"`{name}` ({label})", cell(accuracies[name]), "—" if name == "peer0 alone" else
+    rows = [[f"`{name}` ({label})", percent(accuracies[name]), "—" if name == "peer0 alone" else
              gain(accuracies[name], baseline)] for name, label in PREDICTORS.items()]
     train = min(limit, FULL_TRAIN) - round(min(limit, FULL_TRAIN) * VALIDATION)
     minutes = (time.perf_counter() - STARTED) / 60
