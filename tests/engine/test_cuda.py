@@ -25,6 +25,7 @@ from mentor.engine import FitSettings, OptimizerSettings, checkpoint, fit
 from mentor.knowledge import KNOWLEDGE, create
 from mentor.models import MLP
 from mentor.schemes import SCHEMES, Offline, Scheme
+from tests.engine.test_distributed import RECIPE
 from tests.knowledge.conftest import student_model
 from tests.knowledge.test_contract import regression, stages, teacher_for
 from tests.pipelines.test_expand import TINY as EXPAND_TINY
@@ -152,20 +153,11 @@ def test_compile_trains_the_same_student_on_cuda() -> None:
     assert_close(eager, kd_student(replace(settings, compile=True), table()), 1e-4)
 
 
-RECIPE = """\
-name: cuda-check
-seeds: [0]
-data: {name: digits, validation: 0.1, limit: 400}
-teacher: {model: mlp, options: {hidden: [16]}}
-student: {model: mlp, options: {hidden: [8]}}
-knowledge: {method: kd, params: {temperature: 2.0, alpha: 0.5}}
-train: {epochs: 2, batch_size: BATCH, device: cuda, optimizer: {name: sgd, lr: 0.1, momentum: 0.9}}
-"""
 
 
 def run_recipe(tmp_path: Path, name: str, batch: int, processes: int) -> Path:
     recipe, out = tmp_path / f"{name}.yaml", tmp_path / name
-    recipe.write_text(RECIPE.replace("BATCH", str(batch)), encoding="utf-8")
+    recipe.write_text(RECIPE.replace("batch_size: 16", f"batch_size: {batch}, device: cuda"), encoding="utf-8")
     env = {**os.environ, "MENTOR_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     launcher = (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
                 if processes > 1 else [])
