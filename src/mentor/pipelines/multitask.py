@@ -51,7 +51,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -218,6 +218,8 @@ def new_student(job: MultiTaskJob, layout: Layout, data: TaskData, cross_task: b
     return job.student({**layout.widths, **ranking}, tuple(data.pool.inputs.shape[1:]))
 
 
+Model = TypeVar("Model", bound=nn.Module)
+
 STUDENTS = {"student": False, "cross-task student": True, "ground-truth student": False}
 """The students a run may train, and whether each has the cross-task ranking heads."""
 
@@ -228,7 +230,7 @@ def restore(job: MultiTaskJob, out: Path, seed: int) -> dict[str, tuple[nn.Modul
     data, folder = job.load_data(seed), out / "checkpoints" / f"seed{seed}"
     layout = Layout(widths(job.tasks, data))
 
-    def loaded(model: nn.Module, stage: str) -> nn.Module:
+    def loaded(model: Model, stage: str) -> Model:
         model.load_state_dict(checkpoint.load_kept(folder / stage.replace(" ", "-"))["models"]["student"])
         return model.eval()
 
@@ -240,8 +242,8 @@ def restore(job: MultiTaskJob, out: Path, seed: int) -> dict[str, tuple[nn.Modul
     for role, cross in STUDENTS.items():
         if (folder / role.replace(" ", "-")).is_dir():
             student = loaded(new_student(job, layout, data, cross), role)
-            models.update({f"{task.name} {role}": (TaskHead(student, task.name).eval(), data.tasks[task.name])  # type: ignore[arg-type]
-                           for task in job.tasks})
+            for task in job.tasks:
+                models[f"{task.name} {role}"] = (TaskHead(student, task.name).eval(), data.tasks[task.name])
     return models
 
 
