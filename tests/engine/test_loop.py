@@ -158,7 +158,7 @@ def test_cuda_device_without_cuda_is_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize("cache", [False, True])
-def test_offline_kd_is_a_hand_written_kd_loop_on_the_same_batches_bit_for_bit(cache: bool) -> None:
+def test_offline_kd_is_a_hand_written_kd_loop_on_the_same_batches(cache: bool) -> None:
     """Nothing in the loop changes the math: the same batches, loss, backward and Adam step as a loop written out."""
     generator = torch.Generator().manual_seed(0)
     data = ArrayDataset(torch.randn(80, 1, 8, 8, generator=generator), torch.randint(0, 3, (80,), generator=generator))
