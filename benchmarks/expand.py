@@ -2,7 +2,8 @@
 the same model trained on the labels alone? (``mentor bench expand``)
 
     mentor bench expand [--datasets mnist,fashion-mnist] [--seeds 0,1,2] [--labels 1000] [--unlabeled 20000]
-                        [--teacher-epochs 160] [--epochs 6] [--limit N] [--out runs/bench-expand] [--no-write]
+                        [--teacher-epochs 160] [--epochs 6] [--limit N] [--device cpu] [--out runs/bench-expand]
+                        [--no-write]
 
 Xie et al. (2020), Noisy Student (:mod:`mentor.pipelines.expand`), run through the recipe path (an ``expand``
 recipe built by :func:`mentor.recipes.expand.build_expand_job`). Per dataset and seed s: 2 % of the training split
@@ -85,11 +86,13 @@ def job(args: argparse.Namespace, dataset: str, seed: int, rounds: int, variant:
         "name": f"bench-expand-{dataset}", "seeds": [seed], "latency_batch": 8,
         "data": {"name": dataset, "validation": VALIDATION, "limit": args.limit},
         "teacher": {"model": "mlp", "options": teacher, "train": {"epochs": args.teacher_epochs, "batch_size": 64,
-                                                                  "optimizer": OPTIMIZER, "scheduler": SCHEDULER}},
+                                                                  "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
+                                                                  "device": args.device}},
         "student": {"model": STUDENTS[-1][0], "options": STUDENTS[-1][1]},
         "expand": {"labels": args.labels, "unlabeled": args.unlabeled, "rounds": rounds, "baseline": rounds == 2,
                    "noisy_teacher": noisy_teacher},
-        "train": {"epochs": args.epochs, "batch_size": 64, "optimizer": OPTIMIZER, "scheduler": SCHEDULER},
+        "train": {"epochs": args.epochs, "batch_size": 64, "optimizer": OPTIMIZER, "scheduler": SCHEDULER,
+                  "device": args.device},
     })
     built = build_expand_job(recipe, progress=False)
     splits = built.load_data(seed)[0]
@@ -173,7 +176,7 @@ def settings_line(args: argparse.Namespace, minutes: float) -> str:
             f"{args.epochs} epochs each; soft pseudo labels, threshold 0.3, class-balanced, 3 pseudo-labeled rows "
             f"per labeled row; Adam 0.001, cosine schedule, batch 64; best epoch on validation; seeds "
             f"{', '.join(map(str, args.seeds))}"
-            f"{f'; data.limit {args.limit}' if args.limit else ''}. Whole run {minutes:.1f} min.")
+            f"{f'; data.limit {args.limit}' if args.limit else ''}; device {args.device}. Whole run {minutes:.1f} min.")
 
 
 def report(dataset: str, accuracies: dict[str, list[float]], pseudo: list[dict[str, Any]], chosen: str,
@@ -210,6 +213,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--teacher-epochs", type=int, default=160, help="epochs of the teacher (default 160)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of every student (default 6)")
     parser.add_argument("--limit", type=int, default=None, help="first N training and test images (smoke runs)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where every model trains")
     parser.add_argument("--out", default="runs/bench-expand", help="folder of the run directories")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="file to write (default BENCHMARKS.md)")

@@ -3,8 +3,11 @@
 The recipe: Fashion-MNIST, a cnn-medium teacher (trained first, once, and shared by every run),
 distilled into a cnn-small student with KD (Hinton et al. 2015: ``(1-α)·CE + α·τ²·KL``, τ=4, α=0.9),
 Adam, constant learning rate, batch 128. Every run starts from the same student weights, reads the
-same data tensors and trains the same number of epochs; the trained students are evaluated by the
-same code in this process. Each run is a separate process (its peak RSS is read with ``os.wait4``),
+same data tensors, trains the same number of epochs and sees the same batches: in round r every run
+shuffles epoch e by Mentor's ``epoch_generator(r, e)`` (torchdistill through a sampler, :class:`EpochOrder`,
+in its own DataLoader) and drops the last partial batch, as Mentor's loop does, because the order of the
+batches alone moves this 5-epoch student's accuracy by several points. The trained students are evaluated
+by the same code in this process. Each run is a separate process (its peak RSS is read with ``os.wait4``),
 and its training time is measured inside it, from the first batch to the last optimizer step.
 
 Runs:
@@ -12,7 +15,7 @@ Runs:
   ``mentor.engine.fit`` and the offline scheme; the cache is built inside the timed part;
 * Mentor, live teacher (``teacher_cache`` off);
 * torchdistill (PyPI ``torchdistill``), its DistillationBox with its KDLoss, and its DataLoader
-  (``requires_supp`` wrapper, RandomSampler, num_workers 0);
+  (``requires_supp`` wrapper, the :class:`EpochOrder` sampler, default collation, num_workers 0);
 * a plain PyTorch loop written here: a shuffled index per epoch, teacher under ``no_grad``.
 
 torchdistill needs torchvision, and PyPI's torchvision does not import beside the local CPU wheel of
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,23 @@ RUNS = {
 
 
 # ------------------------------------------------------------------------------------------- workers
+class EpochOrder(torch.utils.data.Sampler[int]):
+    """A sampler giving epoch e the order of Mentor's shuffling, ``randperm(n, epoch_generator(seed, e))``."""
+
+    def __init__(self, data: Any, seed: int) -> None:
+        self.size, self.seed, self.epoch = len(data), seed, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        from mentor.data.batches import epoch_generator
+
+        order = torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch))
+        self.epoch += 1
+        return iter(order.tolist())
+
+
 def load_job(job: Path, seed: int) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.nn.Module, torch.nn.Module]:
     """Settings, data tensors, the trained teacher (eval mode) and the initial student of a job folder."""
     from mentor.models import create
@@ -88,7 +109,7 @@ def train_mentor(settings: dict[str, Any], data: dict[str, torch.Tensor], teache
 def train_torchdistill(settings: dict[str, Any], data: dict[str, torch.Tensor], teacher: torch.nn.Module,
                        student: torch.nn.Module) -> None:
     """torchdistill's own way: a DistillationBox configured by a dict, driven by the usual epoch loop."""
-    from torch.utils.data import RandomSampler, TensorDataset
+    from torch.utils.data import TensorDataset
     from torchdistill.core.distillation import get_distillation_box
 
     kd = {"student_module_path": ".", "student_module_io": "output", "teacher_module_path": ".",
@@ -99,8 +120,9 @@ def train_torchdistill(settings: dict[str, Any], data: dict[str, torch.Tensor], 
     config = {
         "num_epochs": settings["epochs"],
         "train_data_loader": {"dataset_id": "train", "requires_supp": True,
-                              "sampler": {"class_or_func": RandomSampler, "kwargs": {}},
-                              "kwargs": {"batch_size": settings["batch_size"], "num_workers": 0}},
+                              "sampler": {"class_or_func": EpochOrder, "kwargs": {"seed": settings["seed"]}},
+                              "kwargs": {"batch_size": settings["batch_size"], "num_workers": 0,
+                                         "drop_last": True}},
         "teacher": {"requires_grad": False, "forward_proc": "forward_batch_only"},
         "student": {"forward_proc": "forward_batch_only"},
         "optimizer": {"key": "Adam", "kwargs": {"lr": settings["lr"]}},
@@ -120,14 +142,15 @@ def train_torchdistill(settings: dict[str, Any], data: dict[str, torch.Tensor], 
 def train_plain(settings: dict[str, Any], data: dict[str, torch.Tensor], teacher: torch.nn.Module,
                 student: torch.nn.Module) -> None:
     """A minimal hand-written KD loop: (1-α)·CE(y, z_S) + α·τ²·KL(softmax(z_T/τ) || softmax(z_S/τ))."""
+    from mentor.data.batches import epoch_generator
+
     inputs, targets = data["train_x"], data["train_y"]
     tau, alpha, batch = settings["temperature"], settings["alpha"], settings["batch_size"]
     optimizer = torch.optim.Adam(student.parameters(), lr=settings["lr"])
-    generator = torch.Generator().manual_seed(settings["seed"])
     student.train()
-    for _ in range(settings["epochs"]):
-        order = torch.randperm(len(inputs), generator=generator)
-        for start in range(0, len(inputs), batch):
+    for epoch in range(settings["epochs"]):
+        order = torch.randperm(len(inputs), generator=epoch_generator(settings["seed"], epoch))
+        for start in range(0, len(inputs) - batch + 1, batch):  # the last partial batch dropped
             index = order[start:start + batch]
             x, y = inputs[index], targets[index]
             with torch.no_grad():
@@ -307,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Fashion-MNIST ({len(splits.train):,} train / {len(splits.test):,} test), teacher cnn-medium "
         f"({args.teacher_epochs} epochs, test accuracy {teacher_accuracy:.2%}) -> student cnn-small, "
         f"KD τ={args.temperature} α={args.alpha}, Adam lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, "
-        f"same initial student; {args.repeats} round(s), round r with seed r (shuffling) for every run, times as "
+        f"same initial student; {args.repeats} round(s), round r with the same batches for every run (shuffled by "
+        f"seed r, the last partial batch dropped), times as "
         "medians, accuracy as mean ± std over the rounds. Train s: from the first batch to the last step inside each "
         "run's process (for Mentor with the cache, the cache build included).",
         f"torchdistill: {note}.",

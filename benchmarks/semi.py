@@ -1,7 +1,8 @@
 """Semi-supervised learning with a mean teacher against the same student trained on its labelled samples alone.
 
     mentor bench semi [--budget-minutes 25] [--labels 1000] [--weights 1,10,100] [--seeds 0,1,2]
-                      [--dataset fashion-mnist] [--limit N] [--epochs E] [--out DIR] [--dry-run]
+                      [--dataset fashion-mnist] [--limit N] [--epochs E] [--device cpu] [--out DIR]
+                      [--dry-run]
 
 Tarvainen & Valpola (2017), mean teacher (the ``mean-teacher`` scheme). On Fashion-MNIST (or MNIST) only
 ``--labels`` training images keep their label (class-balanced), the rest of the training subset is
@@ -79,7 +80,7 @@ def calibrate(args: argparse.Namespace, out: Path) -> tuple[float, float, float]
     labels = min(args.labels, CALIBRATION["limit"] // 4)
     settings = {"data.name": args.dataset, "data.limit": CALIBRATION["limit"], "train.epochs": CALIBRATION["epochs"],
                 "seeds": "[0]", "scheme.params.labels": labels, "scheme.params.consistency": 10.0,
-                "compare.independent": "true"}
+                "compare.independent": "true", "train.device": args.device}
     _, records, wall = run(out / "calibration", settings)
     samples = trained_per_epoch(CALIBRATION["limit"], labels)
     # the fastest epoch: the first carries one-off start-up work, and other work on the machine only adds time
@@ -130,7 +131,7 @@ def main(argv: list[str]) -> None:
               f"plan: data.limit={limit}", flush=True)
     if args.dry_run:
         return
-    base = {"data.name": args.dataset, "data.limit": limit, "train.epochs": args.epochs,
+    base = {"data.name": args.dataset, "data.limit": limit, "train.epochs": args.epochs, "train.device": args.device,
             "scheme.params.labels": args.labels}
     chosen: dict[float, float] = {}
     for weight in args.weights:
@@ -166,7 +167,8 @@ def report(args: argparse.Namespace, argv: list[str], limit: int, weight: float,
         f"{trained_per_epoch(limit, args.labels):,} samples (the labelled "
         f"ones repeated to a quarter of each epoch, as in the paper's batches); batch 128; Adam, lr 0.003, cosine "
         f"schedule; input noise: shift ≤ 2 px and Gaussian 0.15 for the scheme and the baseline alike; a "
-        f"different labelled subset per seed ({', '.join(map(str, args.seeds))}). Whole run {minutes:.1f} min.",
+        f"different labelled subset per seed ({', '.join(map(str, args.seeds))}); device {args.device}. Whole run "
+        f"{minutes:.1f} min.",
         "",
         "Consistency weight chosen on validation (mean teacher, seed 0): "
         + ", ".join(f"{w:g}: {100 * a:.2f} %" for w, a in chosen.items()) + f" → **{weight:g}**.",
@@ -191,6 +193,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     parser.add_argument("--limit", type=int, help="fix data.limit instead of fitting it to the budget")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of every run (default 10)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where every run trains")
     parser.add_argument("--out", default="runs/bench-semi", help="folder for the run directories and logs")
     parser.add_argument("--dry-run", action="store_true", help="calibrate and print the plan; train nothing more")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="file to write (default BENCHMARKS.md)")
