@@ -59,6 +59,18 @@ def gain_and_spread(ours: Sequence[float], reference: Sequence[float]) -> tuple[
     return difference, spread
 
 
+def paired_gain(ours: Sequence[float], reference: Sequence[float]) -> tuple[list[float], float, float]:
+    """Per-seed points gained by ``ours`` over ``reference`` (same seeds, same order), their mean and their std.
+
+    For runs paired by seed (a student and its own teacher), the spread of the gain is the std of the
+    per-seed gains: what the two runs of a seed share (its labels, its data order) cancels in the difference.
+    """
+    if len(ours) != len(reference):
+        raise ValueError(f"paired_gain needs one value per seed on both sides; got {len(ours)} and {len(reference)}")
+    gains = [100 * (a - b) for a, b in zip(ours, reference, strict=True)]
+    return gains, statistics.fmean(gains), statistics.stdev(gains) if len(gains) > 1 else 0.0
+
+
 @contextmanager
 def stopwatch() -> Iterator[Callable[[], float]]:
     """``with stopwatch() as elapsed: ...`` then ``elapsed()`` gives the seconds spent inside."""

@@ -1,8 +1,8 @@
 """Semi-supervised learning with a mean teacher against the same student trained on its labelled samples alone.
 
     mentor bench semi [--budget-minutes 25] [--labels 1000] [--weights 1,10,100] [--seeds 0,1,2]
-                      [--dataset fashion-mnist] [--limit N] [--epochs E] [--device cpu] [--out DIR]
-                      [--dry-run]
+                      [--dataset fashion-mnist] [--limit N] [--epochs E] [--jobs 1] [--device cpu]
+                      [--out DIR] [--dry-run]
 
 Tarvainen & Valpola (2017), mean teacher (the ``mean-teacher`` scheme). On Fashion-MNIST (or MNIST) only
 ``--labels`` training images keep their label (class-balanced), the rest of the training subset is
@@ -16,11 +16,13 @@ weights trained on the labelled samples only (repeated to as many steps per epoc
    baseline, measures seconds per trained sample-epoch (the fastest epoch); ``data.limit`` is then the
    largest subset whose whole run fits the budget.
 2. Selection: one run per consistency weight of ``--weights`` (seed 0, no baseline); the weight whose mean
-   teacher reaches the best validation accuracy is kept. The validation split (5 % of the subset) is
+   teacher reaches the best validation accuracy is kept (a single weight is used as given). The validation split (5 % of the subset) is
    labelled: it selects the weight here and the best epoch of every run, the baseline's included.
 3. Comparison: one run per seed s with ``scheme.params.seed = s`` (a different labelled subset per seed) and
    the baseline. Reported: test accuracy, mean ± std over the seeds, of the mean teacher, its student and
    the baseline, and each gain over the baseline, marked *beyond spread* when it exceeds √(std² + std_b²).
+
+``--jobs`` runs the selection's and the comparison's runs that many at a time.
 
 The table goes into BENCHMARKS.md between ``<!-- semi:start -->`` and ``<!-- semi:end -->``.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +39,16 @@ from typing import Any
 
 STARTED = time.perf_counter()  # the budget counts from here
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCHMARKS_MD, gain_and_spread, invocation, percent, run_child, section_body, table, write_section  # noqa: E402
+from _common import (  # noqa: E402
+    BENCHMARKS_MD,
+    gain_and_spread,
+    invocation,
+    percent,
+    run_children,
+    section_body,
+    table,
+    write_section,
+)
 
 VALIDATION = 0.05
 SHARED = {"data.validation": VALIDATION, "train.batch_size": 128, "train.optimizer.name": "adam",
@@ -56,16 +68,31 @@ def command(out: Path, settings: dict[str, Any]) -> list[str]:
     return line
 
 
-def run(out: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
-    """One child run: its summary's models, its metrics records and its wall seconds (exit on failure)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    line = command(out, settings)
-    child = run_child(line)
-    (out.parent / f"{out.name}.log").write_text(" ".join(line) + "\n" + child.stdout + child.stderr, encoding="utf-8")
-    child.check(f"mentor run mean-teacher ({out.name})")
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    return summary["models"], records, child.seconds
+Result = tuple[dict[str, Any], list[dict[str, Any]], float]
+"""A finished run: its summary's models, its metrics records and its wall seconds."""
+
+
+def run(out: Path, settings: dict[str, Any]) -> Result:
+    """One child run (exit on failure)."""
+    return run_all({out: settings}, jobs=1)[0]
+
+
+def run_all(runs: dict[Path, dict[str, Any]], jobs: int) -> list[Result]:
+    """Child runs, ``jobs`` at a time, in the order given (exit on the first failure)."""
+    lines = [command(out, settings) for out, settings in runs.items()]
+    for out in runs:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)  # parallel runs share the cores
+    children = run_children(lines, jobs, threads)
+    results = []
+    for out, line, child in zip(runs, lines, children, strict=True):
+        (out.parent / f"{out.name}.log").write_text(" ".join(line) + "\n" + child.stdout + child.stderr,
+                                                    encoding="utf-8")
+        child.check(f"mentor run mean-teacher ({out.name})")
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        records = [json.loads(row) for row in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if row]
+        results.append((summary["models"], records, child.seconds))
+    return results
 
 
 def trained_per_epoch(limit: int, labels: int, share: float = 0.25) -> int:
@@ -117,7 +144,7 @@ def best_validation(records: list[dict[str, Any]]) -> float:
 def gain(ours: list[float], baseline: list[float]) -> str:
     """Points gained over the baseline, marked when beyond the seeds' spread √(std² + std_b²)."""
     difference, spread = gain_and_spread(ours, baseline)
-    return f"**{difference:+.2f}**" + (" (beyond spread)" if difference > spread > 0 else "")
+    return f"{difference:+.2f}" + (" (beyond spread)" if difference > spread > 0 else "")
 
 
 def main(argv: list[str]) -> None:
@@ -134,17 +161,18 @@ def main(argv: list[str]) -> None:
     base = {"data.name": args.dataset, "data.limit": limit, "train.epochs": args.epochs, "train.device": args.device,
             "scheme.params.labels": args.labels}
     chosen: dict[float, float] = {}
-    for weight in args.weights:
-        _, records, wall = run(out / f"weight{weight:g}", {**base, "seeds": "[0]", "scheme.params.consistency": weight,
-                                                            "compare.independent": "false"})
-        chosen[weight] = best_validation(records)
-        print(f"consistency {weight:g}: validation {100 * chosen[weight]:.2f} % ({wall:.0f} s)", flush=True)
-    weight = max(chosen, key=lambda w: chosen[w])
+    if len(args.weights) > 1:  # one weight given: nothing to choose
+        selection = {out / f"weight{w:g}": {**base, "seeds": "[0]", "scheme.params.consistency": w,
+                                             "compare.independent": "false"} for w in args.weights}
+        for w, (_, records, wall) in zip(args.weights, run_all(selection, args.jobs), strict=True):
+            chosen[w] = best_validation(records)
+            print(f"consistency {w:g}: validation {100 * chosen[w]:.2f} % ({wall:.0f} s)", flush=True)
+    weight = max(chosen, key=lambda w: chosen[w]) if chosen else args.weights[0]
     accuracies: dict[str, list[float]] = {name: [] for name in PREDICTORS}
-    for seed in args.seeds:
-        models, _, wall = run(out / f"seed{seed}", {**base, "seeds": f"[{seed}]", "scheme.params.seed": seed,
-                                                     "scheme.params.consistency": weight,
-                                                     "compare.independent": "true"})
+    comparison = {out / f"seed{seed}": {**base, "seeds": f"[{seed}]", "scheme.params.seed": seed,
+                                        "scheme.params.consistency": weight, "compare.independent": "true"}
+                  for seed in args.seeds}
+    for seed, (models, _, wall) in zip(args.seeds, run_all(comparison, args.jobs), strict=True):
         for name in PREDICTORS:
             accuracies[name] += models[name]["accuracy"]
         print(f"seed {seed}: " + ", ".join(f"{n} {100 * models[n]['accuracy'][0]:.2f} %" for n in PREDICTORS)
@@ -170,8 +198,9 @@ def report(args: argparse.Namespace, argv: list[str], limit: int, weight: float,
         f"different labelled subset per seed ({', '.join(map(str, args.seeds))}); device {args.device}. Whole run "
         f"{minutes:.1f} min.",
         "",
-        "Consistency weight chosen on validation (mean teacher, seed 0): "
-        + ", ".join(f"{w:g}: {100 * a:.2f} %" for w, a in chosen.items()) + f" → **{weight:g}**.",
+        ("Consistency weight chosen on validation (mean teacher, seed 0): "
+         + ", ".join(f"{w:g}: {100 * a:.2f} %" for w, a in chosen.items()) + f" → **{weight:g}**."
+         if chosen else f"Consistency weight: {weight:g}, given (`--weights`), not chosen in this run."),
         "",
         table(["model", "test acc. % (mean ± std over seeds)", "gain over the baseline (points)"], rows),
         "",
@@ -193,6 +222,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     parser.add_argument("--limit", type=int, help="fix data.limit instead of fitting it to the budget")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of every run (default 10)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where every run trains")
     parser.add_argument("--out", default="runs/bench-semi", help="folder for the run directories and logs")
     parser.add_argument("--dry-run", action="store_true", help="calibrate and print the plan; train nothing more")
@@ -203,8 +233,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         parser.error(f"--weights and --seeds must be comma-separated numbers; got {args.weights!r}, {args.seeds!r}")
-    if args.budget_minutes <= 0 or args.epochs < 1 or args.labels < 10 or (args.limit is not None and args.limit < 1):
-        parser.error("--budget-minutes, --epochs and --limit must be positive and --labels at least 10 (the classes)")
+    if args.budget_minutes <= 0 or args.epochs < 1 or args.jobs < 1 or args.labels < 10 or \
+            (args.limit is not None and args.limit < 1):
+        parser.error("--budget-minutes, --epochs, --jobs and --limit must be positive and --labels at least 10 (the "
+                     "classes)")
     if any(w < 0 for w in args.weights):
         parser.error(f"--weights must be 0 or more; got {args.weights}")
     return args

@@ -64,9 +64,10 @@ def measure(output: LossOutput, params: list[nn.Parameter]) -> dict[str, float]:
     Terms that do not reach ``params`` (a discriminator's own loss, a paraphraser's reconstruction) are
     left out, and so is everything when there is no reference or its gradient is zero.
     """
-    if output.reference is None:
+    loss = output.reference_loss()
+    if loss is None:
         return {}
-    reference = _norm(output.reference, params)
+    reference = _norm(loss, params)
     if not reference:
         return {}
     ratios = {}

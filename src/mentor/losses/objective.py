@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -19,15 +21,20 @@ class LossOutput:
 
     For the loop's gradient-scale check (:mod:`mentor.engine.scales`) it may also carry, with autograd:
     ``terms``, each term at its full weight (a term warming up counts at the weight it will reach), and
-    ``reference``, the plain cross-entropy of the trained predictions that the terms are compared with;
+    ``reference``, the plain cross-entropy of the trained predictions that the terms are compared with (or a
+    function computing it, called only while the check runs: the loss itself does not need it);
     ``weights`` gives the full weight of each term where it is a setting the user can change.
     """
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor]
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    reference: torch.Tensor | None = None
+    reference: torch.Tensor | Callable[[], torch.Tensor | None] | None = None
     weights: dict[str, float] = field(default_factory=dict)
+
+    def reference_loss(self) -> torch.Tensor | None:
+        """The reference cross-entropy, computed now when it was given as a function."""
+        return self.reference() if callable(self.reference) else self.reference
 
     @classmethod
     def of(cls, parts: dict[str, torch.Tensor], reference: torch.Tensor | None = None) -> LossOutput:
@@ -114,7 +121,7 @@ class Objective(nn.Module):
             total = value if total is None else total + value
         if total is None:
             total = context.student.logits.sum() * 0.0
-        return LossOutput(total, parts, terms, _reference(context), {term.name: term.weight for term in self})
+        return LossOutput(total, parts, terms, partial(_reference, context), {term.name: term.weight for term in self})
 
 
 def _reference(context: Context) -> torch.Tensor | None:
@@ -122,4 +129,4 @@ def _reference(context: Context) -> torch.Tensor | None:
     logits, targets = context.student.logits, context.batch.targets
     if logits.ndim != 2 or targets.ndim != 1 or targets.is_floating_point():
         return None
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits.float(), targets)  # fp32 also when called after a bf16 autocast region
