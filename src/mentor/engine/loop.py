@@ -141,6 +141,7 @@ class _Run:
             scheme.after_step()
             for name, value in {"loss": output.total.detach(), **output.parts}.items():
                 sums[name] = sums.get(name, 0.0) + value.float()
+            del output  # nothing of this step (its reference loss's logits) lives on into the next forward
             bar.update()
         bar.close()
         sums = average_scalars(sums, self.world)  # under torchrun: the whole batch's losses, not rank 0's shard

@@ -121,12 +121,12 @@ class Objective(nn.Module):
             total = value if total is None else total + value
         if total is None:
             total = context.student.logits.sum() * 0.0
-        return LossOutput(total, parts, terms, partial(_reference, context), {term.name: term.weight for term in self})
+        reference = partial(_reference, context.student.logits, context.batch.targets)
+        return LossOutput(total, parts, terms, reference, {term.name: term.weight for term in self})
 
 
-def _reference(context: Context) -> torch.Tensor | None:
+def _reference(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
     """Plain cross-entropy of the student's logits with class labels (``None`` for other targets)."""
-    logits, targets = context.student.logits, context.batch.targets
     if logits.ndim != 2 or targets.ndim != 1 or targets.is_floating_point():
         return None
     return F.cross_entropy(logits.float(), targets)  # fp32 also when called after a bf16 autocast region
