@@ -1,13 +1,15 @@
 """Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
 
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--seeds 0,1,2] [--methods uniform,adaptive]
-                          [--jobs 2] [--out DIR] [--limit 12000] [--set KEY=VALUE]
+                          [--jobs 2] [--out DIR] [--limit 12000] [--teacher-set expert] [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
 reused by every run: a CNN on the first half of the (seeded) shuffled samples, an MLP on the second half, and
-a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots). One
-small CNN student. Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
+a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots); with
+``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
+every teacher knows every class and the ensemble can be better than its best member. One small CNN student.
+Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
 objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
@@ -43,14 +45,23 @@ SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_dec
 """The knowledge table's optimizer (`mentor bench knowledge`): with Adam (lr 0.002 / 0.005) these CNNs
 under-fitted (cnn-small at 69%, the student alone at 75% after 8-10 epochs)."""
 TEACHER_TRAIN = {"epochs": 10, "batch_size": 128, "scheduler": {"name": "cosine"}, "optimizer": SGD}
-TEACHERS = [
-    {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
-    {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
-    {"model": "cnn", "options": {"channels": [16, 32, 64]}, "subset": {"classes": [0, 1, 2, 3, 4, 5, 6]}},
-]
-"""Three stages for the CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed
-at 77-78% on these 10,800 images after 10 epochs."""
-HINT_LAYERS = ["stage3", "act2", "stage3"]  # the teachers' last hidden layers
+TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
+    "expert": [
+        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
+        {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64]}, "subset": {"classes": [0, 1, 2, 3, 4, 5, 6]}},
+    ],
+    "complementary": [
+        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
+        {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
+    ],
+}
+"""``expert``: a CNN and an MLP on the two halves and a CNN that never saw classes 7-9; ``complementary``: three
+architectures on overlapping halves, every class seen by every teacher. Three stages for the CNNs, as the knowledge
+table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these 10,800 images after 10
+epochs."""
+LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
 STUDENT = {"model": "cnn", "options": {"channels": [8, 16, 32], "depth": 1}}  # the knowledge table's student
 TEMPERATURES = [2.0, 4.0]
 ALPHA = 0.7
@@ -60,7 +71,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "fixed": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "fixed"}},
     "adaptive": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {
         "name": "adaptive", "params": {"feature": "stage3", "hint_weight": 0.5,
-                                       "hints": [{"student": "stage3", "teachers": HINT_LAYERS}]}}},
+                                       "hints": [{"student": "stage3"}]}}},  # + the teachers' LAST_HIDDEN
     "reinforced": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "reinforced"}},
     "domain": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "domain"}},
     "voting": {"method": "multi-teacher", "params": {"alpha": ALPHA, "combine": "vote"},
@@ -70,11 +81,11 @@ METHODS: dict[str, dict[str, Any]] = {
 ALONE = "student alone"
 
 
-def base_recipe(epochs: int, teacher_epochs: int, limit: int) -> dict[str, Any]:
+def base_recipe(epochs: int, teacher_epochs: int, limit: int, teachers: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "name": "bench-teachers",
         "data": {"name": "fashion-mnist", "validation": 0.1, "limit": limit},
-        "teachers": [{**teacher, "train": {**TEACHER_TRAIN, "epochs": teacher_epochs}} for teacher in TEACHERS],
+        "teachers": [{**teacher, "train": {**TEACHER_TRAIN, "epochs": teacher_epochs}} for teacher in teachers],
         "student": STUDENT,
         "knowledge": {"method": "multi-teacher"},
         "train": {"epochs": epochs, "batch_size": 128, "scheduler": {"name": "cosine"},
@@ -103,6 +114,8 @@ def recipe_for(base: dict[str, Any], name: str, temperature: float, seed: int, c
         recipe["weighting"] = spec["weighting"]
         if spec["weighting"]["name"] == "fixed":
             recipe["weighting"]["params"] = {"weights": validation}
+        for hint in recipe["weighting"].get("params", {}).get("hints", []):
+            hint["teachers"] = [LAST_HIDDEN[teacher["model"]] for teacher in recipe["teachers"]]
     return recipe
 
 
@@ -149,6 +162,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
+    parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
+                        help="the three teachers (default expert)")
     parser.add_argument("--out", default="runs/bench-teachers")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -159,15 +174,16 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     out = Path(args.out)
-    base = base_recipe(args.epochs, args.teacher_epochs, args.limit)
+    teachers = TEACHER_SETS[args.teacher_set]
+    base = base_recipe(args.epochs, args.teacher_epochs, args.limit, teachers)
 
     # 1. the teachers, trained once (seed 0) on their subsets
     first = out / "teachers"
     teachers_recipe = {**base, "seeds": [0], "train": {**base["train"], "epochs": 1}}
     run_all({first: teachers_recipe}, args.jobs, args.set)
-    checkpoints = [first / "checkpoints" / "seed0" / f"teacher{index}" / "best.pt" for index in range(len(TEACHERS))]
+    checkpoints = [first / "checkpoints" / "seed0" / f"teacher{index}" / "best.pt" for index in range(len(teachers))]
     validation = [max(r["val/student/accuracy"] for r in records(first, f"teacher{index}"))
-                  for index in range(len(TEACHERS))]
+                  for index in range(len(teachers))]
     tested = json.loads((first / "summary.json").read_text())["models"]
 
     # 2. each method's temperature on validation (seed 0), 3. the other seeds with the chosen one
@@ -182,7 +198,7 @@ def main() -> None:
     run_all({folder(name, chosen[name], seed): recipe_for(base, name, chosen[name], seed, checkpoints, validation)
              for name in grid for seed in seeds[1:]}, args.jobs, args.set)
     results = {name: [student(folder(name, chosen[name], seed))["test"] for seed in seeds] for name in grid}
-    write(args, seeds, results, chosen, tested, validation)
+    write(args, teachers, seeds, results, chosen, tested, validation)
 
 
 def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
@@ -192,9 +208,9 @@ def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
     return f"{difference:+.2f}", "yes" if difference > spread else ("no" if difference > 0 else "—")
 
 
-def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[float]], chosen: dict[str, float],
-          tested: dict[str, Any], validation: list[float]) -> None:
-    rows = [[f"teacher{index} ({TEACHERS[index]['model']}, {_subset(TEACHERS[index]['subset'])})",
+def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[int], results: dict[str, list[float]],
+          chosen: dict[str, float], tested: dict[str, Any], validation: list[float]) -> None:
+    rows = [[f"teacher{index} ({teachers[index]['model']}, {_subset(teachers[index]['subset'])})",
              f"{100 * tested[f'teacher{index}']['accuracy'][0]:.2f}", "", "", "", "", f"val {100 * value:.2f}"]
             for index, value in enumerate(validation)]
     rows.append(["the teachers' ensemble (uniform average)", f"{100 * tested['teacher']['accuracy'][0]:.2f}",
@@ -209,8 +225,8 @@ def write(args: argparse.Namespace, seeds: list[int], results: dict[str, list[fl
               "gain vs single KD", "beyond spread", "chosen"]
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "
-        f"images. Three teachers trained once on their subsets (SGD lr 0.05, Nesterov momentum 0.9, weight decay "
-        f"5e-4, {args.teacher_epochs} epochs); student "
+        f"images. Three teachers (`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
+        f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs); student "
         f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule, α = {ALPHA}. "
         f"τ ∈ {TEMPERATURES} chosen on validation (seed {seeds[0]}); `single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
