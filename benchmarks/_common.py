@@ -40,9 +40,9 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def spread(values: Sequence[float]) -> str:
-    """``median (min-max)`` of timings in seconds, for a table cell."""
-    return f"{median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+def spread(values: Sequence[float], digits: int = 3) -> str:
+    """``median (min-max)`` of timings (seconds unless said), for a table cell."""
+    return f"{median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def percent(values: Sequence[float]) -> str:

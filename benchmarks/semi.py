@@ -16,8 +16,9 @@ weights trained on the labelled samples only (repeated to as many steps per epoc
    baseline, measures seconds per trained sample-epoch (the fastest epoch); ``data.limit`` is then the
    largest subset whose whole run fits the budget.
 2. Selection: one run per consistency weight of ``--weights`` (seed 0, no baseline); the weight whose mean
-   teacher reaches the best validation accuracy is kept (a single weight is used as given). The validation split (5 % of the subset) is
-   labelled: it selects the weight here and the best epoch of every run, the baseline's included.
+   teacher reaches the best validation accuracy is kept (a single weight is used as given). The validation
+   split (5 % of the subset) is labelled: it selects the weight here and the best epoch of every run, the
+   baseline's included.
 3. Comparison: one run per seed s with ``scheme.params.seed = s`` (a different labelled subset per seed) and
    the baseline. Reported: test accuracy, mean ± std over the seeds, of the mean teacher, its student and
    the baseline, and each gain over the baseline, marked *beyond spread* when it exceeds √(std² + std_b²).

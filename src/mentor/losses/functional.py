@@ -52,8 +52,9 @@ def kl_with_temperature(
     """
     student_log_probs = F.log_softmax(student_logits / temperature, dim=1)
     teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=1)
-    per_sample = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=1)
-    return per_sample.mean() * temperature**2
+    # Σ_k p_T,k (log p_T,k − log p_S,k) summed over the batch ÷ B, in one kernel instead of five elementwise ops
+    kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
+    return kl * temperature**2
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
