@@ -12,7 +12,7 @@ evaluation), and the variants are interleaved round after round in this one proc
 * the teacher forward passes alone over one epoch's batches (inference mode), whose time divided by
   the student-alone epoch is the *teacher-forward share*: a live teacher cannot cost less than
   ``1 + share`` times the student alone, so the live target is ``1.05 × (1 + share)``;
-* the same three trainings as hand-written loops (a shuffled index per epoch, the loss written out, Adam):
+* the same three trainings as hand-written loops (``fit``'s batches, the loss written out, Adam):
   the student alone, KD reading the teacher's logits from a tensor computed once, KD with the teacher under
   ``inference_mode`` on every batch; Mentor's epochs are compared with them (target: ≤ 1.0×);
 * the hand-written loop's "cache": the teacher's logits over the training set in one ``inference_mode`` pass
@@ -42,6 +42,7 @@ import _common  # noqa: E402
 
 from mentor import data as datasets  # noqa: E402
 from mentor.data import ArrayDataset, BatchIterator  # noqa: E402
+from mentor.data.batches import epoch_generator  # noqa: E402
 from mentor.engine import FitSettings, OptimizerSettings, fit  # noqa: E402
 from mentor.knowledge import create as knowledge  # noqa: E402
 from mentor.losses import CE, Objective  # noqa: E402
@@ -87,14 +88,16 @@ def teacher_seconds(teacher: torch.nn.Module, train: ArrayDataset, batch_size: i
 def hand_epoch(student: torch.nn.Module, train: ArrayDataset, batch_size: int, seed: int,
                teacher: torch.nn.Module | None = None, logits: torch.Tensor | None = None) -> float:
     """One epoch of a hand-written loop on a fresh copy of ``student``: cross-entropy alone, or KD (τ=4, α=0.9) with
-    the teacher's ``logits`` read by index or ``teacher`` run on every batch. Timed from the first batch on."""
+    the teacher's ``logits`` read by index or ``teacher`` run on every batch. Its batches are ``fit``'s with
+    ``seed`` (the epoch order of ``epoch_generator``, the last partial batch dropped), so both take as many
+    steps. Timed from the first batch on."""
     model = copy.deepcopy(student).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     inputs, targets = train.inputs, train.targets
     tau, alpha = 4.0, 0.9
     started = time.perf_counter()
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    for start in range(0, len(inputs), batch_size):
+    order = torch.randperm(len(inputs), generator=epoch_generator(seed, 0))
+    for start in range(0, len(inputs) - batch_size + 1, batch_size):
         index = order[start:start + batch_size]
         x, y = inputs[index], targets[index]
         z = model(x)

@@ -3,8 +3,9 @@
 The models are a single linear layer (784 -> 10, 7,850 parameters), so that a step's arithmetic takes a few
 hundred microseconds and whatever ``mentor.engine.fit`` does beyond a hand-written loop (batching, the scheme
 and objective calls, the finiteness check, the logged sums) is a visible share of it. Two trainings, each as
-``fit`` and as a plain loop written here, on the same batches (Mentor's epoch order, the last partial batch
-dropped), one thread, interleaved round after round in this one process:
+``fit`` and as the hand-written loop of ``mentor bench overhead`` (both timed by that benchmark's functions), on
+the same batches (Mentor's epoch order, the last partial batch dropped), one thread, interleaved round after
+round in this one process:
 
 * the student alone, cross-entropy, Adam;
 * KD (τ = 4, α = 0.9) from a live teacher of the same shape, Adam.
@@ -18,63 +19,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+from overhead import epoch_seconds, hand_epoch  # noqa: E402
 
 from mentor.data import ArrayDataset  # noqa: E402
-from mentor.data.batches import epoch_generator  # noqa: E402
-from mentor.engine import FitSettings, OptimizerSettings, fit  # noqa: E402
 from mentor.knowledge import create as knowledge  # noqa: E402
 from mentor.losses import CE, Objective  # noqa: E402
-from mentor.schemes import Offline  # noqa: E402
 
 BATCH = 128
-TAU, ALPHA = 4.0, 0.9
 
 
 def linear(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-
-
-def mentor_epoch(data: ArrayDataset, teacher: nn.Module | None) -> float:
-    """Seconds of one ``fit`` epoch, from its epoch record."""
-    student = linear(1)
-    objective = Objective(CE()) if teacher is None else knowledge("kd", temperature=TAU, alpha=ALPHA)
-    settings = FitSettings(epochs=1, batch_size=BATCH, progress=False, seed=0, teacher_cache=False, scale_probe=0,
-                           optimizer=OptimizerSettings("adam", 1e-3))
-    return float(fit(Offline(student, objective, teacher), data, None, settings).history[0]["seconds"])
-
-
-def hand_epoch(data: ArrayDataset, teacher: nn.Module | None) -> float:
-    """Seconds of one epoch of a loop written out, on ``fit``'s batches."""
-    student = linear(1).train()
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
-    inputs, targets = data.inputs, data.targets
-    started = time.perf_counter()
-    order = torch.randperm(len(inputs), generator=epoch_generator(0, 0))
-    for start in range(0, len(inputs) - BATCH + 1, BATCH):
-        index = order[start:start + BATCH]
-        x, y = inputs[index], targets[index]
-        logits = student(x)
-        loss = F.cross_entropy(logits, y)
-        if teacher is not None:
-            with torch.no_grad():
-                soft = F.log_softmax(teacher(x) / TAU, dim=1)
-            kl = F.kl_div(F.log_softmax(logits / TAU, dim=1), soft, reduction="batchmean", log_target=True)
-            loss = (1 - ALPHA) * loss + ALPHA * TAU * TAU * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,9 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     data = ArrayDataset(torch.randn(size, 1, 28, 28, generator=generator),
                         torch.randint(0, 10, (size,), generator=generator))
     teacher = linear(0).eval()
+    student, kd = linear(1), knowledge("kd", temperature=4.0, alpha=0.9)
     measures: dict[str, Callable[[], float]] = {
-        "alone, hand": lambda: hand_epoch(data, None), "alone, Mentor": lambda: mentor_epoch(data, None),
-        "KD, hand": lambda: hand_epoch(data, teacher), "KD, Mentor": lambda: mentor_epoch(data, teacher)}
+        "alone, hand": lambda: hand_epoch(student, data, BATCH, 0),
+        "alone, Mentor": lambda: epoch_seconds(student, data, Objective(CE()), None, BATCH, cache=False),
+        "KD, hand": lambda: hand_epoch(student, data, BATCH, 0, teacher=teacher),
+        "KD, Mentor": lambda: epoch_seconds(student, data, kd, teacher, BATCH, cache=False)}
     times = _common.interleaved(measures, args.repeats)
     rows = []
     for label, name in (("student alone (cross-entropy)", "alone"), ("KD, live teacher", "KD")):
@@ -107,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     body = _common.section_body(_common.invocation("step_cost", argv), [
         f"A linear student and teacher (784 -> 10), random data, batch {BATCH}, {args.steps:,} steps per epoch, "
-        f"Adam, one thread; KD τ={TAU:g} α={ALPHA:g}; the same batches for both loops; {args.repeats} rounds "
+        f"Adam, one thread; KD τ=4 α=0.9; the same batches for both loops; {args.repeats} rounds "
         "interleaved after 1 warm-up, medians. Per step: the loop's own epoch time (without set-up) ÷ steps.",
         "", text])
     _common.write_section("step_cost", "The loop's own cost per step", body)
