@@ -1,14 +1,19 @@
 """PATE on MNIST (Papernot et al. 2017, 2018): student accuracy against the privacy spent (``mentor bench pate``).
 
-    mentor bench pate [--teachers 250] [--queries 100,300,1000] [--seed 0] [--no-write]
+    mentor bench pate [--teachers 250] [--queries 100,300,1000] [--student mlp-medium] [--channels 16,32,64]
+                      [--mean-teacher] [--seed 0] [--no-write]
 
 The 60,000 MNIST training images are the private data: ``--teachers`` MLP teachers (one hidden layer of
 ``--hidden`` units) each learn their own disjoint 60,000/n images (240 for 250 teachers, as in the 2017
 paper), all in one batched model. MNIST's test set is the public data, as in the papers: the student may query
 its first 9,000 images and is evaluated on the last 1,000. The teachers are trained and their votes counted
 once; then, for each aggregator and query count, the queries are answered, the accountant gives the
-data-dependent and data-independent ε at δ = 1e-5, and an MLP student (two hidden layers of 256) learns the
-answers, then, with self-training, also its own confident labels on the rest of the 9,000 (no privacy cost).
+data-dependent and data-independent ε at δ = 1e-5, and the student (``--student``, by default an MLP with two
+hidden layers of 256) learns the answers, then, with self-training, also its own confident labels on the rest of
+the 9,000 (no privacy cost). With ``--mean-teacher`` a third student learns semi-supervised: a mean teacher
+(Tarvainen & Valpola 2017) on the answers and the rest of the 9,000 unlabelled, with the consistency weight and
+labelled share that `mentor bench semi` chose on its validation split (MNIST training images, 1,000 labels):
+the PATE student has no labelled validation data that would not cost privacy.
 
 Aggregators: LNMax with γ = 0.05 (the 2017 paper's MNIST setting), GNMax with σ = 40 and Confident-GNMax with
 T = 200, σ1 = 150, σ2 = 40 (the 2018 paper's MNIST setting). The 2017 paper's reference, 98.00% at ε = 2.04
@@ -27,6 +32,8 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import invocation, section_body, table, write_section  # noqa: E402
@@ -48,6 +55,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64, help="hidden units of each teacher's MLP")
     parser.add_argument("--teacher-epochs", type=int, default=40, help="epochs of every teacher")
     parser.add_argument("--student-epochs", type=int, default=20, help="epochs of every student")
+    parser.add_argument("--student", default="mlp-medium", help="the students' model (`mentor list models`)")
+    parser.add_argument("--channels", default="16,32,64", help="stage widths when --student is cnn")
+    parser.add_argument("--mean-teacher", action="store_true", help="also a semi-supervised mean-teacher student")
     parser.add_argument("--queries", default="100,300,1000", help="query counts, comma-separated")
     parser.add_argument("--aggregators", default="lnmax,gnmax,confident-gnmax", help="comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="first N training and test images (smoke runs)")
@@ -56,8 +66,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+MEAN_TEACHER = {"consistency": 100.0, "labelled_share": 0.5}
+"""Chosen on validation by `mentor bench semi --dataset mnist` (BENCHMARKS.md), from 10 and 100 and 0.25 and 0.5."""
 AGGREGATORS = {"lnmax": LNMax(gamma=0.05), "gnmax": GNMax(sigma=40.0),
                "confident-gnmax": ConfidentGNMax(threshold=200.0, sigma1=150.0, sigma2=40.0)}
+
+
+def new_student(args: argparse.Namespace, shape: tuple[int, ...]) -> torch.nn.Module:
+    """A fresh student: ``--student``, with ``--channels`` when it is ``cnn``."""
+    options = {"channels": [int(c) for c in args.channels.split(",")]} if args.student == "cnn" else {}
+    return mentor.models.create(args.student, 10, shape, **options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,22 +105,26 @@ def main(argv: list[str] | None = None) -> None:
             answered = answers.answered
             right = (answers.labels[answered] == pool.targets[: len(answers.labels)].numpy()[answered]).mean()
             accuracies = []
-            for self_training in (False, True):
+            for self_training, semi in [(False, None), (True, None)] + [(False, MEAN_TEACHER)] * args.mean_teacher:
                 seed_everything(args.seed)
-                student, _ = train_student(lambda: mentor.models.create("mlp-medium", 10, data.input_shape), pool,
-                                        answers, self_training, student_settings, MetricsLog(), None)
+                student, _ = train_student(lambda: new_student(args, data.input_shape), pool, answers, self_training,
+                                           student_settings, MetricsLog(), None, semi)
                 accuracies.append(measure("student", args.seed, student, public, 1).accuracy)
             rows.append([name, count, int(answered.sum()), f"{100 * right:.2f}", f"{answers.epsilon:.2f}",
-                         f"{answers.epsilon_data_independent:.2f}", f"{100 * accuracies[0]:.2f}",
-                         f"{100 * accuracies[1]:.2f}"])
+                         f"{answers.epsilon_data_independent:.2f}", *(f"{100 * a:.2f}" for a in accuracies)])
             print("  " + " | ".join(map(str, rows[-1])), flush=True)
     minutes = (time.perf_counter() - started) / 60
     header = ["aggregator", "queries", "answered", "labels right %", "ε data-dependent", "ε data-independent",
-              "student %", "student + self-training %"]
+              "student %", "student + self-training %"] + ["student, mean teacher %"] * args.mean_teacher
+    described = {"mlp-medium": "MLP 784-256-256-10", "cnn": f"CNN of stage widths {args.channels}"}.get(
+        args.student, f"`{args.student}`")
+    semi = (f"; the mean-teacher student: consistency {MEAN_TEACHER['consistency']:g}, labelled share "
+            f"{MEAN_TEACHER['labelled_share']:g}, shift ≤ 2 px and Gaussian noise 0.15, the averaged teacher's "
+            "weights kept" if args.mean_teacher else "")
     lines = [f"{args.teachers} MLP teachers (784-{hidden}-10, {len(data.train) // args.teachers} private images "
              f"each, {args.teacher_epochs} epochs): one teacher {100 * single:.2f}%, their noiseless plurality "
-             f"{100 * plurality:.2f}% on the first {len(votes)} queries. Student: MLP 784-256-256-10, "
-             f"{args.student_epochs} epochs; evaluated on the last {len(evaluation)} test images; δ = {DELTA:g}; "
+             f"{100 * plurality:.2f}% on the first {len(votes)} queries. Student: {described}, "
+             f"{args.student_epochs} epochs{semi}; evaluated on the last {len(evaluation)} test images; δ = {DELTA:g}; "
              f"seed {args.seed}; {minutes:.1f} minutes in all.", "", table(header, rows), "",
              f"Reference: {PAPER}."]
     body = section_body(invocation("pate", argv), lines)

@@ -53,6 +53,9 @@ def test_a_budget_stop_keeps_the_answers_and_says_so(digits: mentor.data.Splits)
     ({"delta": 0.0}, r"'delta' parameter of PATE must be a number in \(0, 1\). Got 0.0"),
     ({"queries": 1000}, r"'queries' parameter of PATE \(1000\) is more than the 200 public samples"),
     ({"aggregator": "gnmx"}, r"'aggregator' parameter of mentor.pate must be one of lnmax, gnmax"),
+    ({"mean_teacher": {}, "self_training": True}, r"either by self_training or with a mean_teacher, not both"),
+    ({"mean_teacher": {"labels": 5}}, r"'mean_teacher' parameters of PATE take no 'labels'.*got labels=5"),
+    ({"mean_teacher": {"consistancy": 1.0}}, r"unknown parameter 'consistancy' of scheme 'mean-teacher'"),
 ])
 def test_bad_arguments_fail_before_training(digits: mentor.data.Splits, changes: dict, message: str) -> None:
     arguments = {"teachers": 4, "queries": 10, "public_fraction": 0.5, **FAST, **changes}
@@ -120,6 +123,45 @@ def test_self_training_adds_the_students_confident_labels_on_unasked_inputs() ->
     student, added = train_student(lambda: model, pool, answers, True, settings, MetricsLog(), None)
     assert student is model and 0 < added <= 30  # the 28 unasked and the 2 declined inputs can be labelled
     assert (student(inputs).argmax(dim=1) == targets).all()
+
+
+def test_a_mean_teacher_student_learns_the_answers_and_the_rest_of_the_pool_unlabelled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import torch
+
+    from mentor.engine import FitSettings, MetricsLog, OptimizerSettings
+    from mentor.pipelines import pate_steps
+    from mentor.teachers.pate import UNANSWERED, Answers
+
+    torch.manual_seed(0)
+    targets = torch.arange(40) % 2
+    inputs = (targets.float()[:, None] * 8.0 - 4.0) + 0.3 * torch.randn(40, 2)  # two far-apart clusters
+    pool = mentor.data.ArrayDataset(inputs, targets)
+    labels = np.array([1 - int(t) for t in targets[:10]] + [UNANSWERED] * 2)  # 10 answers (all wrong), 2 declined
+    answers = Answers(labels, 1.0, 2.0, 3.0, 1e-5)
+    seen: list[mentor.data.ArrayDataset] = []
+    real_fit = pate_steps.fit
+    monkeypatch.setattr(pate_steps, "fit", lambda scheme, train, *a, **k: (seen.append(train), real_fit(
+        scheme, train, *a, **k))[1])
+    settings = FitSettings(epochs=30, batch_size=10, optimizer=OptimizerSettings(lr=0.05), progress=False)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    params = {"consistency": 1.0, "shift": 0, "noise": 0.1, "labelled_share": 0.5}
+    student, added = pate_steps.train_student(lambda: model, pool, answers, False, settings, MetricsLog(), None,
+                                              params)
+    assert student is model and added == 0 and len(seen) == 1
+    assert torch.equal(seen[0].targets[:10], torch.from_numpy(labels[:10]))  # the answers, as answered
+    assert bool((seen[0].targets[10:] == -1).all()) and torch.equal(seen[0].inputs, inputs)
+    # it learned the answers it was given: the averaged teacher's weights, wrong labels and all
+    assert (student(inputs).argmax(dim=1) == 1 - targets).float().mean() > 0.9
+
+
+def test_the_recipe_takes_a_mean_teacher_student(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    semi = ["--set", "pate.self_training=false", "--set", "pate.mean_teacher={consistency: 1.0, shift: 1}"]
+    assert main(["run", "pate", "--out", str(out), *TINY, *semi]) == 0
+    assert "student" in json.loads((out / "summary.json").read_text())["models"]
+    assert (out / "checkpoints" / "seed0" / "student" / "mean-teacher").is_dir()
 
 
 def test_the_recipe_names_each_aggregator_with_its_noise() -> None:

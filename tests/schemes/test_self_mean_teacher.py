@@ -126,6 +126,31 @@ def test_student_and_teacher_see_independent_noise_and_the_baseline_the_same_aug
     assert plain.augmentation() is None
 
 
+def test_without_labels_the_training_set_marks_its_unlabelled_samples() -> None:
+    data = balanced()
+    marked = ArrayDataset(data.inputs, data.targets.clone())
+    marked.targets[6:] = -1  # the first 6 keep their label: a PATE student's answered queries, say
+    scheme = SCHEMES.create("mean-teacher", [small_cnn(1)], labelled_share=0.5)
+    shown = scheme.training_set(marked)
+    # the 24 unlabelled once + the 6 labelled repeated round(0.5·24 / (0.5·6)) = 4 times, labels unchanged
+    assert len(shown) == 48 and int((shown.targets == -1).sum()) == 24
+    kept = shown.targets >= 0
+    assert {int(x) for x in shown.inputs[kept, 0]} == set(range(6))
+    assert torch.equal(shown.targets[kept], data.targets[shown.inputs[kept, 0].long()])
+    alone = scheme.alone_training_set(marked)
+    assert len(alone) == 48 and {int(x) for x in alone.inputs[:, 0]} == set(range(6))
+
+
+@pytest.mark.parametrize("unlabelled", [0, 30])
+def test_without_labels_a_training_set_without_both_kinds_is_refused(unlabelled: int) -> None:
+    data = balanced()
+    marked = ArrayDataset(data.inputs, data.targets.clone())
+    marked.targets[:unlabelled] = -1
+    scheme = SCHEMES.create("mean-teacher", [small_cnn(1)])
+    with pytest.raises(MentorError, match=rf"without its 'labels' parameter .*got {unlabelled} unlabelled of 30"):
+        scheme.training_set(marked)
+
+
 @pytest.mark.parametrize(("labels", "message"), [(33, "got 33"), (4, "number of classes")])
 def test_a_label_count_outside_classes_to_samples_is_refused(labels: int, message: str) -> None:
     scheme = SCHEMES.create("mean-teacher", [small_cnn(1)], labels=labels)
@@ -134,7 +159,7 @@ def test_a_label_count_outside_classes_to_samples_is_refused(labels: int, messag
 
 
 @pytest.mark.parametrize(("params", "key"), [
-    ({"labels": 0}, "labels"), ({}, "labels"), ({"labels": 10, "decay": 1.0}, "decay"),
+    ({"labels": 0}, "labels"), ({"labels": 10, "decay": 1.0}, "decay"),
     ({"labels": 10, "decay": -0.5}, "decay"), ({"labels": 10, "distance": "l1"}, "distance"),
     ({"labels": 10, "labelled_share": 1.0}, "labelled_share"),
 ])

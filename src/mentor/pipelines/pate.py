@@ -15,7 +15,9 @@ For each seed:
 4. the student learns the answered queries with cross-entropy; with ``self_training`` it then starts again
    from its initial weights and learns them together with its own confident predictions (softmax ≥ 0.9) on
    the rest of the pool, which costs no privacy (public inputs, the student's own labels): a simple stand-in
-   for the papers' semi-supervised GAN training.
+   for the papers' semi-supervised GAN training. With ``mean_teacher`` (the ``mean-teacher`` scheme's
+   parameters) it learns semi-supervised instead: the answers labelled, the rest of the pool unlabelled, and
+   the averaged teacher's weights are the student's (:func:`~mentor.pipelines.pate_steps.learn_semi_supervised`).
 
 Measured on the evaluation part: ``student`` and ``teacher`` (teacher 0), and beside the privacy the noiseless
 plurality of all teachers (``result.models["teachers vote"]``), which no private release could give: an upper
@@ -39,7 +41,14 @@ from mentor.data import Splits
 from mentor.engine import FitSettings, MetricsLog, checkpoint, evaluate, seed_everything
 from mentor.engine.metrics import finite_or_null
 from mentor.errors import MentorError, writing
-from mentor.pipelines.pate_steps import ModelFactory, public_split, teacher_copies, train_student, train_teachers
+from mentor.pipelines.pate_steps import (
+    ModelFactory,
+    check_mean_teacher,
+    public_split,
+    teacher_copies,
+    train_student,
+    train_teachers,
+)
 from mentor.pipelines.result import Result, measure
 from mentor.report import render
 from mentor.teachers.bank import PluralityVote
@@ -74,6 +83,7 @@ class PateJob:
     public_fraction: float = 0.9
     self_training: bool = False
     latency_batch: int = 256
+    mean_teacher: dict[str, Any] | None = None
 
 
 @dataclass
@@ -96,6 +106,7 @@ class PateResult(Result):
 def check_job(job: PateJob) -> None:
     """One-line errors for settings that cannot work, before anything trains or is written."""
     check_budget(job.delta, job.queries, job.epsilon_budget, job.budget_analysis)
+    check_mean_teacher(job.mean_teacher, job.self_training)
     if not 0.0 < job.public_fraction < 1.0:
         raise MentorError(f"The 'public_fraction' parameter of PATE must be in (0, 1). Got {job.public_fraction!r} "
                           "instead; it is the share of the test split the student may query (the rest evaluates).")
@@ -146,7 +157,8 @@ def run(job: PateJob, out: Path | None, log: MetricsLog | None = None, echo: Cal
         seed_everything(seed)
         student, added = train_student(job.student, pool, answers, job.self_training,
                                        replace(job.settings, seed=seed, resume=resume),
-                                       log.bind(run="student", seed=seed), folder / "student" if folder else None)
+                                       log.bind(run="student", seed=seed), folder / "student" if folder else None,
+                                       job.mean_teacher)
         privacy["self_training_labels"] = added
         first = bank.members()[0]
         if folder is not None:  # what `mentor eval|export RUN_DIR` read
@@ -183,6 +195,7 @@ def pate(
     budget_analysis: Analysis = "data-dependent",
     public_fraction: float = 0.9,
     self_training: bool = False,
+    mean_teacher: dict[str, Any] | None = None,
     teacher_train: dict[str, Any] | None = None,
     latency_batch: int = 256,
     settings: FitSettings | None = None,
@@ -205,6 +218,8 @@ def pate(
         budget_analysis: which ε the budget is checked against.
         public_fraction: share of ``data.test`` the student may query; the rest evaluates.
         self_training: also learn the student's own confident labels on the unanswered public data.
+        mean_teacher: learn semi-supervised with a mean teacher instead, with these parameters of the
+            ``mean-teacher`` scheme (``{}``: its defaults; never ``labels``: the answers are the labels).
         teacher_train: the teachers' training keywords (as ``**options``; default: the same as the student's).
         latency_batch: batch size of the latency measurement.
         settings: ready :class:`~mentor.engine.FitSettings` of the student, instead of keywords.
@@ -241,6 +256,6 @@ def pate(
                   student=student_factory, teachers=teachers, aggregator=aggregator, queries=queries, delta=delta,
                   teacher_settings=teacher_settings, settings=fit_settings, epsilon_budget=epsilon_budget,
                   budget_analysis=budget_analysis, public_fraction=public_fraction, self_training=self_training,
-                  latency_batch=latency_batch)
+                  latency_batch=latency_batch, mean_teacher=mean_teacher)
     check_job(job)
     return run(job, None, echo=lambda line: None)

@@ -11,6 +11,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,7 +19,8 @@ from mentor.data import ArrayDataset
 from mentor.engine import FitSettings, MetricsLog, fit, predict
 from mentor.errors import MentorError
 from mentor.losses import CE, Objective
-from mentor.schemes import Offline
+from mentor.schemes import SCHEMES, Offline
+from mentor.schemes.selflearning.mean_teacher import UNLABELLED
 from mentor.teachers.bank import BankTraining, TeacherBank, has_running_statistics
 from mentor.teachers.pate import Answers, partitions
 
@@ -63,11 +65,14 @@ def learn(model: torch.nn.Module, labelled: ArrayDataset, settings: FitSettings,
 
 
 def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, self_training: bool,
-                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> tuple[torch.nn.Module, int]:
+                  settings: FitSettings, log: MetricsLog, checkpoints: Path | None,
+                  mean_teacher: dict[str, Any] | None = None) -> tuple[torch.nn.Module, int]:
     """The student trained on the answered queries, and how many of its own labels it added.
 
     With ``self_training`` the student, back at its initial weights, learns the answers again together with its
     first version's confident labels on the unasked pool (in place: a given model stays the one trained).
+    With ``mean_teacher`` (the scheme's parameters but ``labels``) it learns semi-supervised instead
+    (:func:`learn_semi_supervised`).
     """
     asked = torch.arange(len(answers.labels))
     answered = asked[torch.from_numpy(answers.answered)]
@@ -76,6 +81,8 @@ def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, s
         raise MentorError(f"the aggregator answered none of the queries{why}, so the student has no labels; lower "
                           "the threshold or the noise, raise epsilon_budget, or ask more queries")
     labels = torch.from_numpy(answers.labels)[answered]
+    if mean_teacher is not None:
+        return learn_semi_supervised(factory(), pool, answered, labels, mean_teacher, settings, log, checkpoints), 0
     labelled = ArrayDataset(pool.inputs[answered], labels)
     student = factory()
     initial = copy.deepcopy(student.state_dict())
@@ -92,6 +99,38 @@ def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, s
     student.load_state_dict(initial)
     learn(student, grown, settings, log, checkpoints / "self-training" if checkpoints else None, "self-training")
     return student, int(keep.sum())
+
+
+def learn_semi_supervised(student: torch.nn.Module, pool: ArrayDataset, answered: torch.Tensor,
+                          labels: torch.Tensor, params: dict[str, Any], settings: FitSettings, log: MetricsLog,
+                          checkpoints: Path | None) -> torch.nn.Module:
+    """``student`` taught by a mean teacher (Tarvainen & Valpola 2017) on the whole pool, in place.
+
+    The answered queries keep their answers; every other pool input (unasked or declined) is unlabelled,
+    which costs no privacy. The scheme is the ``mean-teacher`` scheme with ``params``; with no validation
+    split to choose between its two models, the student takes the averaged teacher's weights (the paper's
+    usually better model), which is what this returns.
+    """
+    targets = torch.full((len(pool),), UNLABELLED, dtype=torch.long)
+    targets[answered] = labels
+    scheme = SCHEMES.create("mean-teacher", [student], **params)
+    fit(scheme, ArrayDataset(pool.inputs, targets), None, settings, log=log,
+        checkpoints=checkpoints / "mean-teacher" if checkpoints else None, stage="mean-teacher")
+    student.load_state_dict(scheme.mean_teacher.model.state_dict())
+    return student.cpu()
+
+
+def check_mean_teacher(params: dict[str, Any] | None, self_training: bool) -> None:
+    """One-line errors for a PATE student's mean-teacher parameters, before anything trains."""
+    if params is None:
+        return
+    if self_training:
+        raise MentorError("PATE's student learns either by self_training or with a mean_teacher, not both; got both: "
+                          "drop one of them")
+    if "labels" in params:
+        raise MentorError("The 'mean_teacher' parameters of PATE take no 'labels': the answered queries are the "
+                          f"labelled samples; got labels={params['labels']!r}: remove it")
+    SCHEMES.create("mean-teacher", [torch.nn.Identity()], **params)  # names a bad parameter in one line
 
 
 def teacher_copies(model: torch.nn.Module) -> ModelFactory:

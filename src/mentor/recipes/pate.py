@@ -40,4 +40,5 @@ def build_pate_job(recipe: schema.Recipe, progress: bool = True, trust_code: boo
         public_fraction=spec.public_fraction,
         self_training=spec.self_training,
         latency_batch=recipe.latency_batch,
+        mean_teacher=spec.mean_teacher,
     )

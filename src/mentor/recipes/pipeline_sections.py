@@ -4,7 +4,7 @@ with the recipe's ``teacher``, ``student`` and ``train`` (checked in :class:`men
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -28,6 +28,9 @@ class Pate(Section):
     public_fraction: float = Field(0.9, gt=0.0, lt=1.0, description="share of the test split the student may "
                                                                     "query; the rest evaluates")
     self_training: bool = Field(False, description="also learn the student's confident labels on unasked data")
+    mean_teacher: dict[str, Any] | None = Field(
+        None, description="learn semi-supervised with a mean teacher instead: the mean-teacher scheme's parameters "
+                          "({} for its defaults), the answers labelled and the rest of the pool unlabelled")
 
 
 class AdaptTarget(Section):

@@ -3,7 +3,9 @@
 Tarvainen & Valpola (2017), "Mean teachers are better role models: Weight-averaged consistency targets
 improve semi-supervised deep learning results", NeurIPS, arXiv:1703.01780.
 
-Only ``labels`` training samples keep their label; the rest are unlabelled (target ``-1``). The teacher
+Only ``labels`` training samples keep their label; the rest are unlabelled (target ``-1``). Without
+``labels`` the training set itself says which samples are unlabelled: those whose target is already ``-1``
+(a PATE student's unanswered queries, say); every other sample keeps its label. The teacher
 θ' is the exponential moving average of the student's weights θ (:class:`mentor.teachers.EMATeacher`,
 α_t = min(1 − 1/(t + 1), α), updated after every step, never stepped by the optimizer). Student and
 teacher see the same batch under independent noise η, η' (the scheme's :meth:`augmentation`: a random
@@ -101,10 +103,20 @@ def labelled_indices(targets: torch.Tensor, labels: int, seed: int) -> torch.Ten
     return stratified_split(targets.cpu(), labels / size, seed + LABELS_STREAM)[1]
 
 
+def given_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Sorted indices of the samples whose target is a label (not −1), when the training set marks them itself."""
+    labelled = torch.nonzero(targets != UNLABELLED).flatten()
+    if not 0 < len(labelled) < len(targets):
+        raise MentorError(f"mean-teacher without its 'labels' parameter reads the unlabelled samples from the training "
+                          f"set (target -1), and needs some of each; got {len(targets) - len(labelled)} unlabelled "
+                          f"of {len(targets)}; give labels=N to keep N labels, or mark the unlabelled samples -1")
+    return labelled
+
+
 class MeanTeacher(Scheme):
     """A student, its EMA teacher, and the labels of ``labels`` samples (see the module docstring)."""
 
-    def __init__(self, student: nn.Module, labels: int, consistency: float, distance: str, decay: float,
+    def __init__(self, student: nn.Module, labels: int | None, consistency: float, distance: str, decay: float,
                  rampup: float | None, labelled_share: float, distortion: Distortion, seed: int) -> None:
         super().__init__()
         self.student, self.labels, self.consistency, self.distance = student, labels, consistency, distance
@@ -114,7 +126,8 @@ class MeanTeacher(Scheme):
 
     def _split(self, train: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Indices of the labelled and unlabelled samples, and how often each labelled one is repeated."""
-        labelled = labelled_indices(train.targets, self.labels, self.seed)
+        labelled = (given_labels(train.targets) if self.labels is None else
+                    labelled_indices(train.targets, self.labels, self.seed))
         hidden = torch.ones(len(train), dtype=torch.bool).index_fill_(0, labelled, False)
         unlabelled = torch.nonzero(hidden).flatten()
         share = self.labelled_share
@@ -166,7 +179,7 @@ class MeanTeacher(Scheme):
                "semi-supervised, an EMA teacher")
 def mean_teacher(
     models: list[nn.Module],
-    labels: Annotated[int, Field(ge=1)],
+    labels: Annotated[int, Field(ge=1)] | None = None,
     consistency: Annotated[float, Field(ge=0)] = 100.0,
     distance: Literal["mse", "kl"] = "mse",
     decay: Annotated[float, Field(ge=0, lt=1)] = 0.99,
@@ -176,7 +189,8 @@ def mean_teacher(
     noise: Annotated[float, Field(ge=0)] = 0.15,
     seed: int = 0,
 ) -> MeanTeacher:
-    """``models`` = [the student]; ``labels``: how many training samples keep their label (the rest are unlabelled)."""
+    """``models`` = [the student]; ``labels``: how many training samples keep their label (the rest are
+    unlabelled); without it, the training set's samples with target −1 are the unlabelled ones."""
     check_count(models, "mean-teacher", 1, 1)
     return MeanTeacher(models[0], labels, consistency, distance, decay, rampup, labelled_share,
                        Distortion(shift=shift, noise=noise), seed)
