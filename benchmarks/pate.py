@@ -13,7 +13,9 @@ hidden layers of 256) learns the answers, then, with self-training, also its own
 the 9,000 (no privacy cost). With ``--mean-teacher`` a third student learns semi-supervised: a mean teacher
 (Tarvainen & Valpola 2017) on the answers and the rest of the 9,000 unlabelled, with the consistency weight and
 labelled share that `mentor bench semi` chose on its validation split (MNIST training images, 1,000 labels):
-the PATE student has no labelled validation data that would not cost privacy.
+the PATE student has no labelled validation data that would not cost privacy. Beside it, its fair baseline:
+the same student from the same initial weights on the answers alone, repeated to as many samples per epoch as
+the scheme's training set, under the same input noise (as `mentor bench semi`'s baseline).
 
 Aggregators: LNMax with γ = 0.05 (the 2017 paper's MNIST setting), GNMax with σ = 40 and Confident-GNMax with
 T = 200, σ1 = 150, σ2 = 40 (the 2018 paper's MNIST setting). The 2017 paper's reference, 98.00% at ε = 2.04
@@ -39,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import invocation, section_body, table, write_section  # noqa: E402
 
 import mentor  # noqa: E402
+from mentor.data import ArrayDataset  # noqa: E402
 from mentor.engine import FitSettings, MetricsLog, OptimizerSettings, seed_everything  # noqa: E402
-from mentor.pipelines.pate_steps import public_split, train_student, train_teachers  # noqa: E402
+from mentor.pipelines.pate_steps import learn, marked_pool, public_split, train_student, train_teachers  # noqa: E402
 from mentor.pipelines.result import measure  # noqa: E402
+from mentor.schemes import SCHEMES  # noqa: E402
 from mentor.teachers.pate import ConfidentGNMax, GNMax, LNMax, answer_queries, vote_histograms  # noqa: E402
 
 DELTA = 1e-5
@@ -78,6 +82,14 @@ def new_student(args: argparse.Namespace, shape: tuple[int, ...]) -> torch.nn.Mo
     return mentor.models.create(args.student, 10, shape, **options)
 
 
+def labelled_only(student: torch.nn.Module, marked: ArrayDataset, settings: FitSettings) -> torch.nn.Module:
+    """The mean-teacher student's fair baseline (module docstring), trained in place."""
+    scheme = SCHEMES.create("mean-teacher", [student], **MEAN_TEACHER)
+    learn(student, scheme.alone_training_set(marked), replace(settings, augment=scheme.augmentation()), MetricsLog(),
+          None, "labelled-only")
+    return student
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.perf_counter()
@@ -110,12 +122,18 @@ def main(argv: list[str] | None = None) -> None:
                 student, _ = train_student(lambda: new_student(args, data.input_shape), pool, answers, self_training,
                                            student_settings, MetricsLog(), None, semi)
                 accuracies.append(measure("student", args.seed, student, public, 1).accuracy)
+            if args.mean_teacher:
+                seed_everything(args.seed)
+                student = labelled_only(new_student(args, data.input_shape), marked_pool(pool, answers),
+                                        student_settings)
+                accuracies.insert(-1, measure("student", args.seed, student, public, 1).accuracy)
             rows.append([name, count, int(answered.sum()), f"{100 * right:.2f}", f"{answers.epsilon:.2f}",
                          f"{answers.epsilon_data_independent:.2f}", *(f"{100 * a:.2f}" for a in accuracies)])
             print("  " + " | ".join(map(str, rows[-1])), flush=True)
     minutes = (time.perf_counter() - started) / 60
     header = ["aggregator", "queries", "answered", "labels right %", "ε data-dependent", "ε data-independent",
-              "student %", "student + self-training %"] + ["student, mean teacher %"] * args.mean_teacher
+              "student %", "student + self-training %"] + ["labelled only, as many steps %",
+                                                           "student, mean teacher %"] * args.mean_teacher
     described = {"mlp-medium": "MLP 784-256-256-10", "cnn": f"CNN of stage widths {args.channels}"}.get(
         args.student, f"`{args.student}`")
     semi = (f"; the mean-teacher student: consistency {MEAN_TEACHER['consistency']:g}, labelled share "

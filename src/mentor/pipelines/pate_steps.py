@@ -80,9 +80,10 @@ def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, s
         why = f" ({answers.stopped})" if answers.stopped else ""
         raise MentorError(f"the aggregator answered none of the queries{why}, so the student has no labels; lower "
                           "the threshold or the noise, raise epsilon_budget, or ask more queries")
-    labels = torch.from_numpy(answers.labels)[answered]
     if mean_teacher is not None:
-        return learn_semi_supervised(factory(), pool, answered, labels, mean_teacher, settings, log, checkpoints), 0
+        return learn_semi_supervised(factory(), marked_pool(pool, answers), mean_teacher, settings, log,
+                                     checkpoints), 0
+    labels = torch.from_numpy(answers.labels)[answered]
     labelled = ArrayDataset(pool.inputs[answered], labels)
     student = factory()
     initial = copy.deepcopy(student.state_dict())
@@ -101,20 +102,25 @@ def train_student(factory: ModelFactory, pool: ArrayDataset, answers: Answers, s
     return student, int(keep.sum())
 
 
-def learn_semi_supervised(student: torch.nn.Module, pool: ArrayDataset, answered: torch.Tensor,
-                          labels: torch.Tensor, params: dict[str, Any], settings: FitSettings, log: MetricsLog,
-                          checkpoints: Path | None) -> torch.nn.Module:
-    """``student`` taught by a mean teacher (Tarvainen & Valpola 2017) on the whole pool, in place.
+def marked_pool(pool: ArrayDataset, answers: Answers) -> ArrayDataset:
+    """The pool with the answers as targets and −1 on every other input (unasked or declined)."""
+    targets = torch.full((len(pool),), UNLABELLED, dtype=torch.long)
+    answered = torch.nonzero(torch.from_numpy(answers.answered)).flatten()
+    targets[answered] = torch.from_numpy(answers.labels)[answered].long()
+    return ArrayDataset(pool.inputs, targets)
+
+
+def learn_semi_supervised(student: torch.nn.Module, marked: ArrayDataset, params: dict[str, Any],
+                          settings: FitSettings, log: MetricsLog, checkpoints: Path | None) -> torch.nn.Module:
+    """``student`` taught by a mean teacher (Tarvainen & Valpola 2017) on the :func:`marked_pool`, in place.
 
     The answered queries keep their answers; every other pool input (unasked or declined) is unlabelled,
     which costs no privacy. The scheme is the ``mean-teacher`` scheme with ``params``; with no validation
     split to choose between its two models, the student takes the averaged teacher's weights (the paper's
     usually better model), which is what this returns.
     """
-    targets = torch.full((len(pool),), UNLABELLED, dtype=torch.long)
-    targets[answered] = labels
     scheme = SCHEMES.create("mean-teacher", [student], **params)
-    fit(scheme, ArrayDataset(pool.inputs, targets), None, settings, log=log,
+    fit(scheme, marked, None, settings, log=log,
         checkpoints=checkpoints / "mean-teacher" if checkpoints else None, stage="mean-teacher")
     student.load_state_dict(scheme.mean_teacher.model.state_dict())
     return student.cpu()
