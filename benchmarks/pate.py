@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import invocation, section_body, table, write_section  # noqa: E402
 
 import mentor  # noqa: E402
-from mentor.data import ArrayDataset  # noqa: E402
+from mentor.data import ArrayDataset, Splits  # noqa: E402
 from mentor.engine import FitSettings, MetricsLog, OptimizerSettings, seed_everything  # noqa: E402
 from mentor.pipelines.pate_steps import learn, marked_pool, public_split, train_student, train_teachers  # noqa: E402
 from mentor.pipelines.result import measure  # noqa: E402
 from mentor.schemes import SCHEMES  # noqa: E402
-from mentor.teachers.pate import ConfidentGNMax, GNMax, LNMax, answer_queries, vote_histograms  # noqa: E402
+from mentor.teachers.pate import Answers, ConfidentGNMax, GNMax, LNMax, answer_queries, vote_histograms  # noqa: E402
 
 DELTA = 1e-5
 PUBLIC_FRACTION = 0.9  # the first 9,000 of MNIST's 10,000 test images; the last 1,000 evaluate
@@ -90,6 +90,26 @@ def labelled_only(student: torch.nn.Module, marked: ArrayDataset, settings: FitS
     return student
 
 
+def student_accuracies(args: argparse.Namespace, public: Splits, pool: ArrayDataset, answers: Answers,
+                       settings: FitSettings) -> list[float]:
+    """Each student column's accuracy on the evaluation images (``public.test``), every student from the same
+    initial weights: the answers alone, with self-training, and with ``--mean-teacher`` its fair baseline and
+    the mean-teacher student."""
+    def taught(self_training: bool, semi: dict[str, float] | None = None) -> torch.nn.Module:
+        return train_student(lambda: new_student(args, public.input_shape), pool, answers, self_training, settings,
+                             MetricsLog(), None, semi)[0]
+
+    students = [lambda: taught(False), lambda: taught(True)]
+    if args.mean_teacher:
+        students += [lambda: labelled_only(new_student(args, public.input_shape), marked_pool(pool, answers), settings),
+                     lambda: taught(False, MEAN_TEACHER)]
+    accuracies = []
+    for train in students:
+        seed_everything(args.seed)
+        accuracies.append(measure("student", args.seed, train(), public, 1).accuracy)
+    return accuracies
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.perf_counter()
@@ -116,17 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             answers = answer_queries(votes, AGGREGATORS[name], delta=DELTA, max_queries=count, seed=args.seed)
             answered = answers.answered
             right = (answers.labels[answered] == pool.targets[: len(answers.labels)].numpy()[answered]).mean()
-            accuracies = []
-            for self_training, semi in [(False, None), (True, None)] + [(False, MEAN_TEACHER)] * args.mean_teacher:
-                seed_everything(args.seed)
-                student, _ = train_student(lambda: new_student(args, data.input_shape), pool, answers, self_training,
-                                           student_settings, MetricsLog(), None, semi)
-                accuracies.append(measure("student", args.seed, student, public, 1).accuracy)
-            if args.mean_teacher:
-                seed_everything(args.seed)
-                student = labelled_only(new_student(args, data.input_shape), marked_pool(pool, answers),
-                                        student_settings)
-                accuracies.insert(-1, measure("student", args.seed, student, public, 1).accuracy)
+            accuracies = student_accuracies(args, public, pool, answers, student_settings)
             rows.append([name, count, int(answered.sum()), f"{100 * right:.2f}", f"{answers.epsilon:.2f}",
                          f"{answers.epsilon_data_independent:.2f}", *(f"{100 * a:.2f}" for a in accuracies)])
             print("  " + " | ".join(map(str, rows[-1])), flush=True)

@@ -19,9 +19,8 @@ epoch), with the same noise.
    largest subset whose whole run fits the budget.
 2. Selection: one run per consistency weight of ``--weights`` and labelled share of ``--shares`` (seed 0, no
    baseline); the pair whose mean teacher reaches the best validation accuracy is kept (a single pair is used
-   as given). The validation
-   split (5 % of the subset) is labelled: it selects the weight here and the best epoch of every run, the
-   baseline's included.
+   as given). The validation split (5 % of the subset) is labelled: it selects the pair here and the best
+   epoch of every run, the baseline's included.
 3. Comparison: one run per seed s with ``scheme.params.seed = s`` (a different labelled subset per seed) and
    the baseline. Reported: test accuracy, mean ± std over the seeds, of the mean teacher, its student and
    the baseline, and each gain over the baseline, marked *beyond spread* when it exceeds √(std² + std_b²).
