@@ -1,7 +1,8 @@
 """Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
 
-    mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--seeds 0,1,2] [--methods uniform,adaptive]
-                          [--jobs 2] [--out DIR] [--limit 12000] [--teacher-set expert] [--set KEY=VALUE]
+    mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
+                          [--methods uniform,adaptive] [--jobs 2] [--out DIR] [--limit 12000]
+                          [--teacher-set expert] [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
@@ -9,7 +10,8 @@ reused by every run: a CNN on the first half of the (seeded) shuffled samples, a
 a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots); with
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
-disjoint`` the same three architectures learn disjoint thirds. One small CNN student.
+disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitter`` shifts the teachers' training
+images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student.
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
@@ -88,11 +90,13 @@ METHODS: dict[str, dict[str, Any]] = {
 ALONE = "student alone"
 
 
-def base_recipe(epochs: int, teacher_epochs: int, limit: int, teachers: list[dict[str, Any]]) -> dict[str, Any]:
+def base_recipe(epochs: int, teacher_epochs: int, limit: int, teachers: list[dict[str, Any]],
+                teacher_jitter: int = 0) -> dict[str, Any]:
+    train = {**TEACHER_TRAIN, "epochs": teacher_epochs, **({"jitter": teacher_jitter} if teacher_jitter else {})}
     return {
         "name": "bench-teachers",
         "data": {"name": "fashion-mnist", "validation": 0.1, "limit": limit},
-        "teachers": [{**teacher, "train": {**TEACHER_TRAIN, "epochs": teacher_epochs}} for teacher in teachers],
+        "teachers": [{**teacher, "train": dict(train)} for teacher in teachers],
         "student": STUDENT,
         "knowledge": {"method": "multi-teacher"},
         "train": {"epochs": epochs, "batch_size": 128, "scheduler": {"name": "cosine"},
@@ -133,20 +137,25 @@ def run_all(runs: dict[Path, dict[str, Any]], jobs: int, overrides: list[str]) -
         return yaml.safe_dump({**recipe, "description": f"overrides: {overrides}"}, sort_keys=False)
 
     def finished(folder: Path, recipe: dict[str, Any]) -> bool:
-        path = folder.with_suffix(".yaml")
+        path = recipe_path(folder)
         return (folder / "summary.json").is_file() and path.is_file() and path.read_text() == text(recipe)
 
     todo = {folder: recipe for folder, recipe in runs.items() if not finished(folder, recipe)}
     commands = []
     for folder, recipe in todo.items():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        path = folder.with_suffix(".yaml")
+        path = recipe_path(folder)
         path.write_text(text(recipe))
         command = [sys.executable, "-m", "mentor", "run", str(path), "--out", str(folder), "--quiet", "--force"]
         commands.append(command + [part for override in overrides for part in ("--set", override)])
     for child, folder in zip(_common.run_children(commands, jobs, threads=1), todo, strict=True):
         child.check(f"run {folder.name}")
         print(f"  {folder.name}: {child.seconds:.0f} s", flush=True)
+
+
+def recipe_path(folder: Path) -> Path:
+    """``FOLDER.yaml`` beside the run's folder (a name with dots, such as ``a0.7``, keeps all of them)."""
+    return folder.parent / f"{folder.name}.yaml"
 
 
 def records(folder: Path, run: str) -> list[dict[str, Any]]:
@@ -165,6 +174,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="mentor bench teachers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every student run")
     parser.add_argument("--teacher-epochs", type=int, default=TEACHER_TRAIN["epochs"], help="epochs of each teacher")
+    parser.add_argument("--teacher-jitter", type=int, default=0, metavar="PIXELS",
+                        help="shift the teachers' training images by up to this many pixels (default 0)")
     parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
@@ -182,7 +193,7 @@ def main() -> None:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     out = Path(args.out)
     teachers = TEACHER_SETS[args.teacher_set]
-    base = base_recipe(args.epochs, args.teacher_epochs, args.limit, teachers)
+    base = base_recipe(args.epochs, args.teacher_epochs, args.limit, teachers, args.teacher_jitter)
 
     # 1. the teachers, trained once (seed 0) on their subsets
     first = out / "teachers"
@@ -233,7 +244,8 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "
         f"images. Three teachers (`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
-        f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs); student "
+        f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
+        f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
         f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule, α = {ALPHA}. "
         f"τ ∈ {TEMPERATURES} chosen on validation (seed {seeds[0]}); `single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
