@@ -1,8 +1,8 @@
 """Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
 
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
-                          [--methods uniform,adaptive] [--jobs 2] [--out DIR] [--limit 12000]
-                          [--teacher-set expert] [--set KEY=VALUE]
+                          [--methods uniform,adaptive] [--alphas 0.7] [--sweep-seeds first] [--jobs 2]
+                          [--out DIR] [--limit 12000] [--teacher-set expert] [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
@@ -18,8 +18,11 @@ Rows: the student alone; KD from the best single teacher (best by validation acc
 objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
 (AMTML-KD, with multi-group hints), ``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
 per-teacher losses summed); ``relative similarity`` (You et al. 2017). Protocol: each method tries the
-temperatures τ ∈ {2, 4} (seed 0; for the student alone, one run) and keeps the best on validation; the chosen
-configuration then runs with the other seeds. The test set is never looked at for a choice.
+temperatures τ ∈ {2, 4} and the ``--alphas`` (for the student alone, one run) on the first seed and keeps the
+best on validation; the chosen configuration then runs with the other seeds. With ``--sweep-seeds all`` every
+configuration runs with every seed and the choice is the best mean validation accuracy over the seeds (each seed
+draws its own validation split, so the choice rests on three times as many images). The test set is never
+looked at for a choice.
 
 Reported: test accuracy mean ± std over seeds, the gain over the student alone and over the best single
 teacher's KD, and whether each gain exceeds the seeds' spread (gain > √(std² + std_reference²)). Written into
@@ -107,8 +110,8 @@ def base_recipe(epochs: int, teacher_epochs: int, limit: int, teachers: list[dic
 
 
 def recipe_for(base: dict[str, Any], name: str, temperature: float, seed: int, checkpoints: list[Path],
-               validation: list[float]) -> dict[str, Any]:
-    """The recipe of one run: a method (or the student alone) at τ, the trained teachers loaded."""
+               validation: list[float], alpha: float = ALPHA) -> dict[str, Any]:
+    """The recipe of one run: a method (or the student alone) at τ and α, the trained teachers loaded."""
     recipe = json.loads(json.dumps(base))
     recipe["seeds"] = [seed]
     for teacher, checkpoint in zip(recipe["teachers"], checkpoints, strict=True):
@@ -117,10 +120,12 @@ def recipe_for(base: dict[str, Any], name: str, temperature: float, seed: int, c
         best = max(range(len(checkpoints)), key=lambda index: validation[index])
         recipe["teacher"] = {key: value for key, value in recipe.pop("teachers")[best].items() if key != "subset"}
         recipe["knowledge"] = ({"method": "general", "params": {"ce": 1.0}} if name == ALONE else
-                               {"method": "kd", "params": {**METHODS[name]["params"], "temperature": temperature}})
+                               {"method": "kd", "params": {**METHODS[name]["params"], "temperature": temperature,
+                                                           "alpha": alpha}})
         return recipe
     spec = json.loads(json.dumps(METHODS[name]))
-    recipe["knowledge"] = {"method": spec["method"], "params": {**spec["params"], "temperature": temperature}}
+    recipe["knowledge"] = {"method": spec["method"],
+                           "params": {**spec["params"], "temperature": temperature, "alpha": alpha}}
     if "weighting" in spec:
         recipe["weighting"] = spec["weighting"]
         if spec["weighting"]["name"] == "fixed":
@@ -178,6 +183,9 @@ def main() -> None:
                         help="shift the teachers' training images by up to this many pixels (default 0)")
     parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--alphas", default=f"{ALPHA:g}", help="the distillation weights α tried with each τ")
+    parser.add_argument("--sweep-seeds", choices=["first", "all"], default="first",
+                        help="choose τ and α on the first seed's validation (default) or on the mean over all seeds")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
     parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
@@ -188,6 +196,9 @@ def main() -> None:
                         help="a recipe override for every run (e.g. train.batch_size=64)")
     args = parser.parse_args()
     seeds, methods = [int(s) for s in args.seeds.split(",")], [m for m in args.methods.split(",") if m]
+    alphas = [float(a) for a in args.alphas.split(",")]
+    if not alphas or any(not 0 <= a <= 1 for a in alphas):
+        raise SystemExit(f"--alphas must be numbers in [0, 1]; got {args.alphas!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
@@ -204,17 +215,23 @@ def main() -> None:
                   for index in range(len(teachers))]
     tested = json.loads((first / "summary.json").read_text())["models"]
 
-    # 2. each method's temperature on validation (seed 0), 3. the other seeds with the chosen one
-    def folder(name: str, temperature: float, seed: int) -> Path:
-        return out / f"{name.replace(' ', '-')}-t{temperature:g}-seed{seed}"
+    # 2. each method's τ and α on validation (the first seed or all), 3. the other seeds with the chosen ones
+    def folder(name: str, point: tuple[float, float], seed: int) -> Path:
+        temperature, alpha = point
+        suffix = "" if alpha == ALPHA else f"-a{alpha:g}"
+        return out / f"{name.replace(' ', '-')}-t{temperature:g}{suffix}-seed{seed}"
 
-    grid = {name: ([TEMPERATURES[0]] if name == ALONE else TEMPERATURES) for name in [ALONE, *methods]}
-    run_all({folder(name, t, seeds[0]): recipe_for(base, name, t, seeds[0], checkpoints, validation)
-             for name, temperatures in grid.items() for t in temperatures}, args.jobs, args.set)
-    chosen = {name: max(temperatures, key=lambda t, name=name: student(folder(name, t, seeds[0]))["validation"])
-              for name, temperatures in grid.items()}
-    run_all({folder(name, chosen[name], seed): recipe_for(base, name, chosen[name], seed, checkpoints, validation)
-             for name in grid for seed in seeds[1:]}, args.jobs, args.set)
+    def runs(points: dict[str, list[tuple[float, float]]], run_seeds: list[int]) -> dict[Path, dict[str, Any]]:
+        return {folder(name, point, seed): recipe_for(base, name, point[0], seed, checkpoints, validation, point[1])
+                for name, named in points.items() for point in named for seed in run_seeds}
+
+    sweep = seeds if args.sweep_seeds == "all" else seeds[:1]
+    grid = {name: ([(TEMPERATURES[0], ALPHA)] if name == ALONE else [(t, a) for t in TEMPERATURES for a in alphas])
+            for name in [ALONE, *methods]}
+    run_all(runs(grid, sweep), args.jobs, args.set)
+    chosen = {name: max(points, key=lambda point, name=name: statistics.fmean(
+        student(folder(name, point, seed))["validation"] for seed in sweep)) for name, points in grid.items()}
+    run_all(runs({name: [point] for name, point in chosen.items()}, seeds[len(sweep):]), args.jobs, args.set)
     results = {name: [student(folder(name, chosen[name], seed))["test"] for seed in seeds] for name in grid}
     write(args, teachers, seeds, results, chosen, tested, validation)
 
@@ -227,7 +244,7 @@ def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
 
 
 def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[int], results: dict[str, list[float]],
-          chosen: dict[str, float], tested: dict[str, Any], validation: list[float]) -> None:
+          chosen: dict[str, tuple[float, float]], tested: dict[str, Any], validation: list[float]) -> None:
     rows = [[f"teacher{index} ({teachers[index]['model']}, {_subset(teachers[index]['subset'])})",
              f"{100 * tested[f'teacher{index}']['accuracy'][0]:.2f}", "", "", "", "", f"val {100 * value:.2f}"]
             for index, value in enumerate(validation)]
@@ -238,7 +255,7 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         versus_alone = gain(values, results[ALONE]) if name != ALONE else ("", "")
         versus_single = gain(values, single) if single is not None and name not in (ALONE, "single") else ("", "")
         rows.append([name if name == ALONE else f"`{name}`", mean_std(values, 100), *versus_alone,
-                     *versus_single, f"τ {chosen[name]:g}" if name != ALONE else ""])
+                     *versus_single, _choice(chosen[name], len(args.alphas.split(","))) if name != ALONE else ""])
     header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
               "gain vs single KD", "beyond spread", "chosen"]
     body = _common.section_body(_common.invocation("teachers"), [
@@ -246,14 +263,20 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         f"images. Three teachers (`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
         f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
-        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule, α = {ALPHA}. "
-        f"τ ∈ {TEMPERATURES} chosen on validation (seed {seeds[0]}); `single` is KD from the teacher with the best "
+        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. τ ∈ {TEMPERATURES} and "
+        f"α ∈ {[float(a) for a in args.alphas.split(',')]} chosen on validation ("
+        f"{'the mean over the seeds' if args.sweep_seeds == 'all' else f'seed {seeds[0]}'}); "
+        "`single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
         "multi-group hints onto the teachers' last hidden layers.",
         "", _common.table(header, rows)])
     print(body)
     if not args.no_write:
         _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
+
+
+def _choice(point: tuple[float, float], alphas: int) -> str:
+    return f"τ {point[0]:g}" + (f", α {point[1]:g}" if alphas > 1 else "")
 
 
 def _subset(subset: dict[str, Any]) -> str:
