@@ -2,7 +2,8 @@
 
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
                           [--methods uniform,adaptive] [--alphas 0.7] [--sweep-seeds first] [--jobs 2]
-                          [--out DIR] [--limit 12000] [--teacher-set expert] [--set KEY=VALUE]
+                          [--out DIR] [--limit 12000] [--student-limit N] [--teacher-set expert]
+                          [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
 images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
@@ -11,7 +12,10 @@ a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags o
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
 disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitter`` shifts the teachers' training
-images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student.
+images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student; with
+``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
+``--limit`` are new to every teacher (the teachers' targets there are what they learned, not what they were
+shown; ``mentor bench teacher_targets`` measures both).
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
@@ -188,6 +192,8 @@ def main() -> None:
                         help="choose τ and α on the first seed's validation (default) or on the mean over all seeds")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
+    parser.add_argument("--student-limit", type=int, default=None, metavar="N",
+                        help="the students learn from the first N training images (default: --limit)")
     parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
                         help="the three teachers (default expert)")
     parser.add_argument("--out", default="runs/bench-teachers")
@@ -221,8 +227,11 @@ def main() -> None:
         suffix = "" if alpha == ALPHA else f"-a{alpha:g}"
         return out / f"{name.replace(' ', '-')}-t{temperature:g}{suffix}-seed{seed}"
 
+    students = {**base, "data": {**base["data"], "limit": args.student_limit or args.limit}}
+
     def runs(points: dict[str, list[tuple[float, float]]], run_seeds: list[int]) -> dict[Path, dict[str, Any]]:
-        return {folder(name, point, seed): recipe_for(base, name, point[0], seed, checkpoints, validation, point[1])
+        return {folder(name, point, seed): recipe_for(students, name, point[0], seed, checkpoints, validation,
+                                                      point[1])
                 for name, named in points.items() for point in named for seed in run_seeds}
 
     sweep = seeds if args.sweep_seeds == "all" else seeds[:1]
@@ -259,8 +268,10 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
               "gain vs single KD", "beyond spread", "chosen"]
     body = _common.section_body(_common.invocation("teachers"), [
-        f"Fashion-MNIST, the first {args.limit:,} training images (10% held out for validation) and the test "
-        f"images. Three teachers (`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
+        f"Fashion-MNIST, the first {args.student_limit or args.limit:,} training images (10% held out for "
+        f"validation) and the test images"
+        f"{f'; the teachers learned from the first {args.limit:,}' if args.student_limit else ''}. Three teachers "
+        f"(`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
         f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
         f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. τ ∈ {TEMPERATURES} and "
