@@ -14,8 +14,8 @@ every teacher knows every class and the ensemble can be better than its best mem
 disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitter`` shifts the teachers' training
 images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student; with
 ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
-``--limit`` are new to every teacher (the teachers' targets there are what they learned, not what they were
-shown; ``mentor bench teacher_targets`` measures both).
+``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
+learned; ``mentor bench teacher_targets`` compares the two kinds).
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
