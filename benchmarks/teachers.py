@@ -1,8 +1,8 @@
 """Several teachers (survey §4.2): every weighting against KD from the best single teacher, 3 seeds.
 
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
-                          [--methods uniform,adaptive] [--alphas 0.7] [--sweep-seeds first] [--jobs 2]
-                          [--out DIR] [--limit 12000] [--student-limit N] [--teacher-set expert]
+                          [--methods uniform,adaptive] [--temperatures 2,4] [--alphas 0.7] [--sweep-seeds first]
+                          [--jobs 2] [--out DIR] [--limit 12000] [--student-limit N] [--teacher-set expert]
                           [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
@@ -22,8 +22,8 @@ Rows: the student alone; KD from the best single teacher (best by validation acc
 objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
 (AMTML-KD, with multi-group hints), ``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
 per-teacher losses summed); ``relative similarity`` (You et al. 2017). Protocol: each method tries the
-temperatures τ ∈ {2, 4} and the ``--alphas`` (for the student alone, one run) on the first seed and keeps the
-best on validation; the chosen configuration then runs with the other seeds. With ``--sweep-seeds all`` every
+``--temperatures`` (τ 2 and 4) and the ``--alphas`` (for the student alone, one run) on the first seed and keeps
+the best on validation; the chosen configuration then runs with the other seeds. With ``--sweep-seeds all`` every
 configuration runs with every seed and the choice is the best mean validation accuracy over the seeds (each seed
 draws its own validation split, so the choice rests on three times as many images). The test set is never
 looked at for a choice.
@@ -187,6 +187,8 @@ def main() -> None:
                         help="shift the teachers' training images by up to this many pixels (default 0)")
     parser.add_argument("--seeds", default="0,1,2", help="the first seed is the sweep's")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--temperatures", default=",".join(f"{t:g}" for t in TEMPERATURES),
+                        help="the temperatures τ tried (default 2,4)")
     parser.add_argument("--alphas", default=f"{ALPHA:g}", help="the distillation weights α tried with each τ")
     parser.add_argument("--sweep-seeds", choices=["first", "all"], default="first",
                         help="choose τ and α on the first seed's validation (default) or on the mean over all seeds")
@@ -202,9 +204,10 @@ def main() -> None:
                         help="a recipe override for every run (e.g. train.batch_size=64)")
     args = parser.parse_args()
     seeds, methods = [int(s) for s in args.seeds.split(",")], [m for m in args.methods.split(",") if m]
-    alphas = [float(a) for a in args.alphas.split(",")]
-    if not alphas or any(not 0 <= a <= 1 for a in alphas):
-        raise SystemExit(f"--alphas must be numbers in [0, 1]; got {args.alphas!r}")
+    alphas, temperatures = _numbers(args.alphas, "--alphas"), _numbers(args.temperatures, "--temperatures")
+    if any(not 0 <= a <= 1 for a in alphas) or any(t <= 0 for t in temperatures):
+        raise SystemExit(f"--alphas must be in [0, 1] and --temperatures above 0; got {args.alphas!r} and "
+                         f"{args.temperatures!r}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
@@ -235,7 +238,7 @@ def main() -> None:
                 for name, named in points.items() for point in named for seed in run_seeds}
 
     sweep = seeds if args.sweep_seeds == "all" else seeds[:1]
-    grid = {name: ([(TEMPERATURES[0], ALPHA)] if name == ALONE else [(t, a) for t in TEMPERATURES for a in alphas])
+    grid = {name: ([(TEMPERATURES[0], ALPHA)] if name == ALONE else [(t, a) for t in temperatures for a in alphas])
             for name in [ALONE, *methods]}
     run_all(runs(grid, sweep), args.jobs, args.set)
     chosen = {name: max(points, key=lambda point, name=name: statistics.fmean(
@@ -274,8 +277,9 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         f"(`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
         f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
-        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. τ ∈ {TEMPERATURES} and "
-        f"α ∈ {[float(a) for a in args.alphas.split(',')]} chosen on validation ("
+        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. "
+        f"τ ∈ {_numbers(args.temperatures, '')} and "
+        f"α ∈ {_numbers(args.alphas, '')} chosen on validation ("
         f"{'the mean over the seeds' if args.sweep_seeds == 'all' else f'seed {seeds[0]}'}); "
         "`single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
@@ -284,6 +288,14 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     print(body)
     if not args.no_write:
         _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"{option} must be numbers separated by commas; got {text!r}") from None
+    return values
 
 
 def _choice(point: tuple[float, float], alphas: int) -> str:
