@@ -241,11 +241,12 @@ def main() -> None:
     grid = {name: ([(TEMPERATURES[0], ALPHA)] if name == ALONE else [(t, a) for t in temperatures for a in alphas])
             for name in [ALONE, *methods]}
     run_all(runs(grid, sweep), args.jobs, args.set)
-    chosen = {name: max(points, key=lambda point, name=name: statistics.fmean(
-        student(folder(name, point, seed))["validation"] for seed in sweep)) for name, points in grid.items()}
+    swept = {name: {point: statistics.fmean(student(folder(name, point, seed))["validation"] for seed in sweep)
+                    for point in points} for name, points in grid.items() if name != ALONE}
+    chosen = {ALONE: grid[ALONE][0]} | {name: max(scores, key=scores.__getitem__) for name, scores in swept.items()}
     run_all(runs({name: [point] for name, point in chosen.items()}, seeds[len(sweep):]), args.jobs, args.set)
     results = {name: [student(folder(name, chosen[name], seed))["test"] for seed in seeds] for name in grid}
-    write(args, teachers, seeds, results, chosen, tested, validation)
+    write(args, teachers, seeds, results, chosen, swept, tested, validation)
 
 
 def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
@@ -256,7 +257,8 @@ def gain(values: list[float], reference: list[float]) -> tuple[str, str]:
 
 
 def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[int], results: dict[str, list[float]],
-          chosen: dict[str, tuple[float, float]], tested: dict[str, Any], validation: list[float]) -> None:
+          chosen: dict[str, tuple[float, float]], swept: dict[str, dict[tuple[float, float], float]],
+          tested: dict[str, Any], validation: list[float]) -> None:
     rows = [[f"teacher{index} ({teachers[index]['model']}, {_subset(teachers[index]['subset'])})",
              f"{100 * tested[f'teacher{index}']['accuracy'][0]:.2f}", "", "", "", "", f"val {100 * value:.2f}"]
             for index, value in enumerate(validation)]
@@ -267,9 +269,10 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         versus_alone = gain(values, results[ALONE]) if name != ALONE else ("", "")
         versus_single = gain(values, single) if single is not None and name not in (ALONE, "single") else ("", "")
         rows.append([name if name == ALONE else f"`{name}`", mean_std(values, 100), *versus_alone,
-                     *versus_single, _choice(chosen[name], len(args.alphas.split(","))) if name != ALONE else ""])
+                     *versus_single, _choice(chosen[name], args) if name != ALONE else ""])
     header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
               "gain vs single KD", "beyond spread", "chosen"]
+    swept_on = f"mean over seeds {args.seeds}" if args.sweep_seeds == "all" else f"seed {seeds[0]}"
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, the first {args.student_limit or args.limit:,} training images (10% held out for "
         f"validation) and the test images"
@@ -280,11 +283,15 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. "
         f"τ ∈ {_numbers(args.temperatures, '')} and "
         f"α ∈ {_numbers(args.alphas, '')} chosen on validation ("
-        f"{'the mean over the seeds' if args.sweep_seeds == 'all' else f'seed {seeds[0]}'}); "
+        f"{swept_on}); "
         "`single` is KD from the teacher with the best "
         "validation accuracy; `fixed` weighs the teachers by their validation accuracies; `adaptive` adds the "
         "multi-group hints onto the teachers' last hidden layers.",
-        "", _common.table(header, rows)])
+        "", _common.table(header, rows), "",
+        f"The choice: validation accuracy % of each setting ({swept_on}).", "",
+        _common.table(["method", *(_choice(point, args) for point in next(iter(swept.values()), {}))],
+                      [[f"`{name}`", *(f"{100 * value:.2f}" for value in scores.values())]
+                       for name, scores in swept.items()])])
     print(body)
     if not args.no_write:
         _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
@@ -298,8 +305,8 @@ def _numbers(text: str, option: str) -> list[float]:
     return values
 
 
-def _choice(point: tuple[float, float], alphas: int) -> str:
-    return f"τ {point[0]:g}" + (f", α {point[1]:g}" if alphas > 1 else "")
+def _choice(point: tuple[float, float], args: argparse.Namespace) -> str:
+    return f"τ {point[0]:g}" + (f", α {point[1]:g}" if len(_numbers(args.alphas, "--alphas")) > 1 else "")
 
 
 def _subset(subset: dict[str, Any]) -> str:
