@@ -2,7 +2,8 @@
 
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
                           [--methods uniform,adaptive] [--temperatures 2,4] [--alphas 0.7] [--sweep-seeds first]
-                          [--jobs 2] [--out DIR] [--limit 12000] [--student-limit N] [--teacher-set expert]
+                          [--jobs 2] [--out DIR] [--limit 12000] [--student-limit N] [--student-offset N]
+                          [--teacher-set expert]
                           [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
@@ -15,7 +16,10 @@ disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitte
 images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student; with
 ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
 ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
-learned; ``mentor bench teacher_targets`` compares the two kinds).
+learned; ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``)
+it skips that many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image
+it learns from is new to every teacher: the teachers were trained on other data, as when a model is distilled
+on a transfer set of its own.
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
@@ -196,6 +200,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
     parser.add_argument("--student-limit", type=int, default=None, metavar="N",
                         help="the students learn from the first N training images (default: --limit)")
+    parser.add_argument("--student-offset", type=int, default=0, metavar="N",
+                        help="the students skip the first N training images (N = --limit: none a teacher saw)")
     parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
                         help="the three teachers (default expert)")
     parser.add_argument("--out", default="runs/bench-teachers")
@@ -205,6 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     seeds, methods = [int(s) for s in args.seeds.split(",")], [m for m in args.methods.split(",") if m]
     alphas, temperatures = _numbers(args.alphas, "--alphas"), _numbers(args.temperatures, "--temperatures")
+    if args.student_offset < 0:
+        raise SystemExit(f"--student-offset must be 0 or more training images; got {args.student_offset}")
     if any(not 0 <= a <= 1 for a in alphas) or any(t <= 0 for t in temperatures):
         raise SystemExit(f"--alphas must be in [0, 1] and --temperatures above 0; got {args.alphas!r} and "
                          f"{args.temperatures!r}")
@@ -230,7 +238,8 @@ def main() -> None:
         suffix = "" if alpha == ALPHA else f"-a{alpha:g}"
         return out / f"{name.replace(' ', '-')}-t{temperature:g}{suffix}-seed{seed}"
 
-    students = {**base, "data": {**base["data"], "limit": args.student_limit or args.limit}}
+    offset = {"offset": args.student_offset} if args.student_offset else {}
+    students = {**base, "data": {**base["data"], "limit": args.student_limit or args.limit, **offset}}
 
     def runs(points: dict[str, list[tuple[float, float]]], run_seeds: list[int]) -> dict[Path, dict[str, Any]]:
         return {folder(name, point, seed): recipe_for(students, name, point[0], seed, checkpoints, validation,
@@ -272,11 +281,11 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
                      *versus_single, _choice(chosen[name], args) if name != ALONE else ""])
     header = ["model", f"test acc. % ({len(seeds)} seeds)", "gain vs alone", "beyond spread",
               "gain vs single KD", "beyond spread", "chosen"]
+    pooled = bool(args.student_limit or args.student_offset)
     swept_on = f"mean over seeds {args.seeds}" if args.sweep_seeds == "all" else f"seed {seeds[0]}"
     body = _common.section_body(_common.invocation("teachers"), [
-        f"Fashion-MNIST, the first {args.student_limit or args.limit:,} training images (10% held out for "
-        f"validation) and the test images"
-        f"{f'; the teachers learned from the first {args.limit:,}' if args.student_limit else ''}. Three teachers "
+        f"Fashion-MNIST, {_pool(args)} (10% held out for validation) and the test images"
+        f"{f'; the teachers learned from the first {args.limit:,}' if pooled else ''}. Three teachers "
         f"(`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
         f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
@@ -295,6 +304,14 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     print(body)
     if not args.no_write:
         _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
+
+
+def _pool(args: argparse.Namespace) -> str:
+    """The students' training images, in words."""
+    count = args.student_limit or args.limit
+    if args.student_offset:
+        return f"training images {args.student_offset + 1:,} to {args.student_offset + count:,}"
+    return f"the first {count:,} training images"
 
 
 def _numbers(text: str, option: str) -> list[float]:

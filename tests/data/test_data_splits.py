@@ -78,6 +78,22 @@ def test_limit_applies_to_train_and_test_before_validation() -> None:
     assert torch.equal(small.test.targets, full.test.targets[:50])
 
 
+def test_offset_skips_training_samples_before_limit_and_leaves_test() -> None:
+    full = load("digits", validation=0, normalize=False)
+    later = load("digits", validation=0, normalize=False, offset=50, limit=30)
+    assert torch.equal(later.train.inputs, full.train.inputs[50:80])
+    assert torch.equal(later.train.targets, full.train.targets[50:80])
+    assert torch.equal(later.test.targets, full.test.targets[:30])  # the test part is never offset
+    assert later.recipe is not None and later.recipe["offset"] == 50
+    assert "offset" not in (full.recipe or {})
+
+
+@pytest.mark.parametrize("offset", [-1, 1348])
+def test_offset_out_of_range_names_the_allowed_range(offset: int) -> None:
+    with pytest.raises(MentorError, match=rf"must be from 0 to 1347: it skips that many of the 1348 .*got {offset}"):
+        load("digits", offset=offset)
+
+
 def test_normalization_uses_training_statistics() -> None:
     raw = load("digits", normalize=False)
     norm = load("digits")

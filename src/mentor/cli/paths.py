@@ -66,7 +66,7 @@ def command_paths(args: argparse.Namespace) -> int:
             raise MentorError("--data, --input-shape, --classes and --option describe a MODEL; a recipe has its own")
         recipe = load_recipe(args.target)
         data = load(recipe.data.name, validation=recipe.data.validation, root=recipe.data.root,
-                    limit=recipe.data.limit)
+                    limit=recipe.data.limit, offset=recipe.data.offset)
         sections = [("teacher", recipe.teacher), ("student", recipe.student)]
         sections += [(f"teachers[{index}]", teacher) for index, teacher in enumerate(recipe.teachers or [])]
         sections += [(f"peer {index}", peer) for index, peer in enumerate(recipe.peers or [])]

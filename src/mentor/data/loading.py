@@ -13,7 +13,7 @@ from mentor.errors import unknown
 
 
 def load(name: str, *, validation: float = 0.1, seed: int = 0, root: str | Path | None = None,
-         limit: int | None = None, normalize: bool = True) -> Splits:
+         limit: int | None = None, normalize: bool = True, offset: int = 0) -> Splits:
     """Load a registered dataset, or a directory of files, as train/validation/test splits.
 
     Args:
@@ -27,6 +27,8 @@ def load(name: str, *, validation: float = 0.1, seed: int = 0, root: str | Path 
         limit: Keep only the first ``limit`` samples of the training part and of the test part
             (before the validation split is carved out), for quick runs.
         normalize: Standardize inputs with the per-channel mean and std of the training split.
+        offset: Skip the first ``offset`` samples of the training part (before ``limit``), so that a
+            run can learn from samples another run never saw; the test part is unaffected.
 
     Returns:
         The splits; inputs are ``float32``, targets ``int64``.
@@ -45,7 +47,8 @@ def load(name: str, *, validation: float = 0.1, seed: int = 0, root: str | Path 
     else:
         raise unknown("dataset", name, DATASETS.names())
     raw = loader(source)
-    splits = build_splits(raw, label, validation=validation, seed=seed, limit=limit, normalize=normalize)
+    splits = build_splits(raw, label, validation=validation, seed=seed, limit=limit, normalize=normalize,
+                          offset=offset)
     splits.recipe = {"name": name, "root": None if root is None else str(root), "validation": validation,
-                     "limit": limit, "normalize": normalize}
+                     "limit": limit, "normalize": normalize, **({"offset": offset} if offset else {})}
     return splits

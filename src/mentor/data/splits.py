@@ -81,16 +81,18 @@ def _standardize(data: ArrayDataset, mean: torch.Tensor, std: torch.Tensor) -> N
 
 
 def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit: int | None,
-                 normalize: bool) -> Splits:
+                 normalize: bool, offset: int = 0) -> Splits:
     """Turn a loader's raw arrays into :class:`Splits`.
 
-    Order of operations: take the official test split, or a fixed stratified 25 % one; apply
-    ``limit`` (the first ``limit`` samples of the training part and of the test part); carve the
+    Order of operations: take the official test split, or a fixed stratified 25 % one; skip the first
+    ``offset`` samples of the training part; apply ``limit`` (the first ``limit`` samples left of the
+    training part, and of the test part); carve the
     stratified ``validation`` fraction from the (limited) training part with ``seed``; standardize
     every split with per-channel statistics of the final training split.
 
     Raises:
-        MentorError: For ``validation`` outside ``[0, 1)`` or ``limit`` below 1.
+        MentorError: For ``validation`` outside ``[0, 1)``, ``limit`` below 1, or an ``offset`` that is
+            negative or skips every training sample.
     """
     if not 0.0 <= validation < 1.0:
         raise MentorError(f"validation must be a fraction in [0, 1) (0 = no validation split); got {validation}")
@@ -102,6 +104,11 @@ def build_splits(raw: RawData, name: str, *, validation: float, seed: int, limit
         train, test = train.subset(kept), train.subset(held)
     else:
         test = ArrayDataset(raw.test_inputs, raw.test_targets)
+    if not 0 <= offset < len(train):
+        raise MentorError(f"offset (data.offset) must be from 0 to {len(train) - 1}: it skips that many of the "
+                          f"{len(train)} training samples of {name}; got {offset}")
+    if offset:
+        train = ArrayDataset(cut(train.inputs, offset, len(train)), train.targets[offset:])
     if limit is not None:
         train = ArrayDataset(cut(train.inputs, 0, limit), train.targets[:limit])
         test = ArrayDataset(cut(test.inputs, 0, limit), test.targets[:limit])

@@ -75,7 +75,8 @@ def tokenize(texts: list[str], tokenizer: Any, max_length: int = MAX_LENGTH) -> 
 
 
 def load_text(root: str | Path | None, tokenizer: str | Any, *, max_length: int = MAX_LENGTH,
-              validation: float = 0.1, seed: int = 0, limit: int | None = None, name: str = "bbc-news") -> Splits:
+              validation: float = 0.1, seed: int = 0, limit: int | None = None, name: str = "bbc-news",
+              offset: int = 0) -> Splits:
     """Tokenized train/validation/test splits of a text folder (``bbc-news`` when ``root`` is ``None``).
 
     Args:
@@ -86,6 +87,7 @@ def load_text(root: str | Path | None, tokenizer: str | Any, *, max_length: int 
         seed: seed of the validation split.
         limit: keep the first ``limit`` training and test samples (after a fixed shuffle, so every class stays).
         name: what the splits are called.
+        offset: skip the first ``offset`` training samples (after the shuffle, before ``limit``).
     """
     folder = Path(root).expanduser() if root is not None else bbc_news_folder()
     texts, labels, classes = read_folder(folder)
@@ -94,8 +96,8 @@ def load_text(root: str | Path | None, tokenizer: str | Any, *, max_length: int 
     encoder = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     raw = RawData(tokenize(texts, encoder, max_length), labels, None, None, len(classes))  # type: ignore[arg-type]
     splits = build_splits(raw, name if root is None else str(folder), validation=validation, seed=seed,
-                          limit=limit, normalize=False)
+                          limit=limit, normalize=False, offset=offset)
     splits.recipe = {"name": name, "root": None if root is None else str(root), "validation": validation,
-                     "limit": limit, "normalize": False,
+                     "limit": limit, "normalize": False, **({"offset": offset} if offset else {}),
                      "text": {"tokenizer": tokenizer if isinstance(tokenizer, str) else None, "max_length": max_length}}
     return splits

@@ -93,6 +93,9 @@ def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:
     """The splits of the recipe's data section for ``seed`` (texts are tokenized: :mod:`mentor.data.text`)."""
     spec = recipe.data
     if spec.table is not None:
+        if spec.offset:
+            raise MentorError(f"recipe key 'data.offset' is not available for a data.table; got {spec.offset}; "
+                              "remove it, or save the rows to keep as their own table")
         return _load_table(recipe, seed)
     if spec.text is not None:
         from mentor.data.text import load_text  # the tokenizer needs transformers: imported only for texts
@@ -104,9 +107,9 @@ def _load(recipe: schema.Recipe, seed: int) -> datasets.Splits:
                               f"got teacher {teacher or 'none'}; give the folder of a Hugging Face tokenizer")
         return load_text(spec.root if spec.root is not None or spec.name == "bbc-news" else spec.name,
                          tokenizer or teacher.removeprefix("hf:"), max_length=spec.text.max_length,
-                         validation=spec.validation, seed=seed, limit=spec.limit)
+                         validation=spec.validation, seed=seed, limit=spec.limit, offset=spec.offset)
     return datasets.load(spec.name, validation=spec.validation, seed=seed, root=spec.root, limit=spec.limit,
-                         normalize=spec.normalize)
+                         normalize=spec.normalize, offset=spec.offset)
 
 
 def _load_table(recipe: schema.Recipe, seed: int) -> datasets.Splits:

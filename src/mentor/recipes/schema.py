@@ -45,6 +45,8 @@ class Data(Section):
     root: str | None = Field(None, description="directory holding the dataset's files (overrides the default place)")
     validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training set held out for validation")
     limit: int | None = Field(None, gt=0, description="keep only this many training and test samples (quick runs)")
+    offset: int = Field(0, ge=0, description="skip this many training samples first (then limit): learn from "
+                                             "samples another run never saw; the test split is unaffected")
     normalize: bool = Field(True, description="standardize inputs with the training set's per-channel mean and std")
     text: Text | None = Field(None, description="the samples are texts: tokenize them (then normalize is ignored)")
     table: Table | None = Field(None, description="data.root is a Hugging Face datasets table: its columns")

@@ -303,7 +303,7 @@ class Run:
 
             spec = Data.model_validate(self.recipe.get("data") or {})
             self._data[seed] = load(spec.name, validation=spec.validation, seed=seed, root=spec.root,
-                                    limit=spec.limit, normalize=spec.normalize)
+                                    limit=spec.limit, normalize=spec.normalize, offset=spec.offset)
         return self._data[seed]
 
     def _scheme_models(self, seed: int) -> dict[str, nn.Module]:
