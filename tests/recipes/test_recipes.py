@@ -80,6 +80,17 @@ def test_building_a_job_checks_names_early() -> None:
         build_job(validate(recipe(data={"name": "digit"})), progress=False)
 
 
+def test_data_offset_reaches_the_loaded_splits_and_is_refused_for_tables() -> None:
+    job = build_job(validate(recipe(data={"name": "digits", "offset": 100, "limit": 200})), progress=False)
+    splits = job.load_data(0)
+    assert len(splits.train) + len(splits.validation or []) == 200 and splits.recipe["offset"] == 100
+    with pytest.raises(MentorError, match=r"recipe key 'data.offset': .*greater than or equal to 0"):
+        validate(recipe(data={"offset": -1}))
+    table = recipe(data={"root": "rows.csv", "offset": 5, "table": {"label": "label"}})
+    with pytest.raises(MentorError, match=r"'data.offset' is not available for a data.table; got 5"):
+        build_job(validate(table), progress=False)
+
+
 def test_methods_combine_with_weights_and_schedules() -> None:
     from mentor.recipes.build import build_plan
 

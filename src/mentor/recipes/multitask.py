@@ -1,5 +1,5 @@
 """Building a multi-task run from a recipe's ``multitask`` section (with its ``teacher``, ``student``, ``train``;
-``data.validation``, ``data.limit`` and ``data.root`` apply to every task's dataset)."""
+``data.validation``, ``data.limit``, ``data.offset`` and ``data.root`` apply to every task's dataset)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def build_multitask_job(recipe: schema.Recipe, progress: bool = True, trust_code
     @functools.lru_cache(maxsize=1)
     def load_data(seed: int) -> TaskData:
         return task_data(tasks, seed, data.validation, data.limit, spec.pool_fraction,
-                         loader=functools.partial(load, root=data.root))
+                         loader=functools.partial(load, root=data.root, offset=data.offset))
 
     cross = spec.cross_task
     return MultiTaskJob(
