@@ -3,7 +3,7 @@
     mentor bench teachers [--epochs 10] [--teacher-epochs 10] [--teacher-jitter 0] [--seeds 0,1,2]
                           [--methods uniform,adaptive] [--temperatures 2,4] [--alphas 0.7] [--sweep-seeds first]
                           [--jobs 2] [--out DIR] [--limit 12000] [--student-limit N] [--student-offset N]
-                          [--teacher-set expert]
+                          [--student small] [--teacher-set expert]
                           [--set KEY=VALUE]
 
 Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
@@ -13,7 +13,8 @@ a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags o
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
 disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitter`` shifts the teachers' training
-images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student; with
+images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student
+(6.3k parameters; ``--student medium``: 72.7k, the architecture of the complementary set's teacher1); with
 ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
 ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
 learned; ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``)
@@ -82,7 +83,11 @@ thirds, so that each teacher is weaker and their ensemble further above its best
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
-STUDENT = {"model": "cnn", "options": {"channels": [8, 16, 32], "depth": 1}}  # the knowledge table's student
+STUDENTS: dict[str, dict[str, Any]] = {
+    "small": {"model": "cnn", "options": {"channels": [8, 16, 32], "depth": 1}},  # the knowledge table's student
+    "medium": {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}},  # the middle teachers' size
+}
+STUDENT = STUDENTS["small"]
 TEMPERATURES = [2.0, 4.0]
 ALPHA = 0.7
 METHODS: dict[str, dict[str, Any]] = {
@@ -202,6 +207,8 @@ def main() -> None:
                         help="the students learn from the first N training images (default: --limit)")
     parser.add_argument("--student-offset", type=int, default=0, metavar="N",
                         help="the students skip the first N training images (N = --limit: none a teacher saw)")
+    parser.add_argument("--student", choices=sorted(STUDENTS), default="small",
+                        help="the student: small (default) or medium, the size of the complementary set's teacher1")
     parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
                         help="the three teachers (default expert)")
     parser.add_argument("--out", default="runs/bench-teachers")
@@ -235,11 +242,12 @@ def main() -> None:
     # 2. each method's τ and α on validation (the first seed or all), 3. the other seeds with the chosen ones
     def folder(name: str, point: tuple[float, float], seed: int) -> Path:
         temperature, alpha = point
-        suffix = "" if alpha == ALPHA else f"-a{alpha:g}"
+        suffix = ("" if alpha == ALPHA else f"-a{alpha:g}") + ("" if args.student == "small" else f"-{args.student}")
         return out / f"{name.replace(' ', '-')}-t{temperature:g}{suffix}-seed{seed}"
 
     offset = {"offset": args.student_offset} if args.student_offset else {}
-    students = {**base, "data": {**base["data"], "limit": args.student_limit or args.limit, **offset}}
+    students = {**base, "student": STUDENTS[args.student],
+                "data": {**base["data"], "limit": args.student_limit or args.limit, **offset}}
 
     def runs(points: dict[str, list[tuple[float, float]]], run_seeds: list[int]) -> dict[Path, dict[str, Any]]:
         return {folder(name, point, seed): recipe_for(students, name, point[0], seed, checkpoints, validation,
@@ -289,7 +297,7 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
         f"(`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
         f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
-        f"`cnn` {STUDENT['options']}: {args.epochs} epochs, the same SGD, cosine schedule. "
+        f"`cnn` {STUDENTS[args.student]['options']}: {args.epochs} epochs, the same SGD, cosine schedule. "
         f"τ ∈ {_numbers(args.temperatures, '')} and "
         f"α ∈ {_numbers(args.alphas, '')} chosen on validation ("
         f"{swept_on}); "
