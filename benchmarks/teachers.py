@@ -12,9 +12,10 @@ reused by every run: a CNN on the first half of the (seeded) shuffled samples, a
 a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots); with
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
-disjoint`` the same three architectures learn disjoint thirds. ``--teacher-jitter`` shifts the teachers' training
-images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student
-(6.3k parameters; ``--student medium``: 72.7k, the architecture of the complementary set's teacher1); with
+disjoint`` the same three architectures learn disjoint thirds; with ``--teacher-set two-cnn`` the complementary
+set's two CNNs alone. ``--teacher-jitter`` shifts the teachers' training images by up to that many pixels
+(stronger teachers with more ``--teacher-epochs``). One small CNN student (6.3k parameters; ``--student
+medium``: 72.7k, the architecture of the complementary set's teacher1); with
 ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
 ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
 learned; ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``)
@@ -71,6 +72,10 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
         {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
     ],
+    "two-cnn": [
+        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
+    ],
     "disjoint": [
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1 / 3}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 1 / 3, "stop": 2 / 3}},
@@ -79,7 +84,8 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
 }
 """``expert``: a CNN and an MLP on the two halves and a CNN that never saw classes 7-9; ``complementary``: three
 architectures on overlapping halves, every class seen by every teacher; ``disjoint``: the same three on disjoint
-thirds, so that each teacher is weaker and their ensemble further above its best member. Three stages for the
+thirds, so that each teacher is weaker and their ensemble further above its best member; ``two-cnn``: the
+complementary set without its MLP (two CNNs of different widths on overlapping halves). Three stages for the
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
@@ -210,7 +216,7 @@ def main() -> None:
     parser.add_argument("--student", choices=sorted(STUDENTS), default="small",
                         help="the student: small (default) or medium, the size of the complementary set's teacher1")
     parser.add_argument("--teacher-set", choices=sorted(TEACHER_SETS), default="expert",
-                        help="the three teachers (default expert)")
+                        help="the teachers (default expert)")
     parser.add_argument("--out", default="runs/bench-teachers")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -293,9 +299,9 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     swept_on = f"mean over seeds {args.seeds}" if args.sweep_seeds == "all" else f"seed {seeds[0]}"
     body = _common.section_body(_common.invocation("teachers"), [
         f"Fashion-MNIST, {_pool(args)} (10% held out for validation) and the test images"
-        f"{f'; the teachers learned from the first {args.limit:,}' if pooled else ''}. Three teachers "
-        f"(`--teacher-set {args.teacher_set}`) trained once on their subsets (SGD lr 0.05, "
-        f"Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
+        f"{f'; the teachers learned from the first {args.limit:,}' if pooled else ''}. "
+        f"{_count(len(teachers))} teachers (`--teacher-set {args.teacher_set}`) trained once on their subsets "
+        f"(SGD lr 0.05, Nesterov momentum 0.9, weight decay 5e-4, {args.teacher_epochs} epochs"
         f"{f', ±{args.teacher_jitter}-pixel jitter' if args.teacher_jitter else ''}); student "
         f"`cnn` {STUDENTS[args.student]['options']}: {args.epochs} epochs, the same SGD, cosine schedule. "
         f"τ ∈ {_numbers(args.temperatures, '')} and "
@@ -312,6 +318,10 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
     print(body)
     if not args.no_write:
         _common.write_section("teachers", "Several teachers (`mentor bench teachers`)", body)
+
+
+def _count(number: int) -> str:
+    return {2: "Two", 3: "Three"}.get(number, str(number))
 
 
 def _pool(args: argparse.Namespace) -> str:
