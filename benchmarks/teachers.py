@@ -13,11 +13,11 @@ a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags o
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
 disjoint`` the same three architectures learn disjoint thirds; with ``--teacher-set two-cnn`` the complementary
-set's two CNNs alone. ``--teacher-jitter`` shifts the teachers' training images by up to that many pixels
-(stronger teachers with more ``--teacher-epochs``). One small CNN student (6.3k parameters; ``--student
-medium``: 72.7k, the architecture of the complementary set's teacher1); with
-``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
-``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
+set's two CNNs alone, with ``whole`` its three architectures on all the samples. ``--teacher-jitter`` shifts
+the teachers' training images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One
+small CNN student (6.3k parameters; ``--student medium``: 72.7k, the architecture of the complementary set's
+teacher1); with ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that
+the images after ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
 learned; ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``)
 it skips that many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image
 it learns from is new to every teacher: the teachers were trained on other data, as when a model is distilled
@@ -72,6 +72,11 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
         {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
     ],
+    "whole": [
+        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1.0}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.0, "stop": 1.0}},
+        {"model": "mlp-medium", "subset": {"start": 0.0, "stop": 1.0}},
+    ],
     "two-cnn": [
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
@@ -85,7 +90,8 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
 """``expert``: a CNN and an MLP on the two halves and a CNN that never saw classes 7-9; ``complementary``: three
 architectures on overlapping halves, every class seen by every teacher; ``disjoint``: the same three on disjoint
 thirds, so that each teacher is weaker and their ensemble further above its best member; ``two-cnn``: the
-complementary set without its MLP (two CNNs of different widths on overlapping halves). Three stages for the
+complementary set without its MLP (two CNNs of different widths on overlapping halves); ``whole``: its three
+architectures on the whole training split, as in Hinton et al.'s ensembles. Three stages for the
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
