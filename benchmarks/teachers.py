@@ -13,7 +13,8 @@ a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags o
 ``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
 every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
 disjoint`` the same three architectures learn disjoint thirds; with ``--teacher-set two-cnn`` the complementary
-set's two CNNs alone, with ``whole`` its three architectures on all the samples. ``--teacher-jitter`` shifts
+set's two CNNs alone, with ``whole`` its three architectures on all the samples, with ``shards`` four CNNs of
+different widths and depths on disjoint quarters. ``--teacher-jitter`` shifts
 the teachers' training images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One
 small CNN student (6.3k parameters; ``--student medium``: 72.7k, the architecture of the complementary set's
 teacher1); with ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that
@@ -81,6 +82,12 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
     ],
+    "shards": [
+        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.25}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.5}},
+        {"model": "cnn", "options": {"channels": [24, 48, 96], "depth": 1}, "subset": {"start": 0.5, "stop": 0.75}},
+        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 1}, "subset": {"start": 0.75, "stop": 1.0}},
+    ],
     "disjoint": [
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1 / 3}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 1 / 3, "stop": 2 / 3}},
@@ -91,7 +98,9 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
 architectures on overlapping halves, every class seen by every teacher; ``disjoint``: the same three on disjoint
 thirds, so that each teacher is weaker and their ensemble further above its best member; ``two-cnn``: the
 complementary set without its MLP (two CNNs of different widths on overlapping halves); ``whole``: its three
-architectures on the whole training split, as in Hinton et al.'s ensembles. Three stages for the
+architectures on the whole training split, as in Hinton et al.'s ensembles; ``shards``: four CNNs of different
+widths and depths on disjoint quarters, as when each party trains a teacher on its own data (each teacher weaker,
+their ensemble further above the best of them). Three stages for the
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
@@ -329,7 +338,7 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
 
 
 def _count(number: int) -> str:
-    return {2: "Two", 3: "Three"}.get(number, str(number))
+    return {2: "Two", 3: "Three", 4: "Four"}.get(number, str(number))
 
 
 def _pool(args: argparse.Namespace) -> str:
