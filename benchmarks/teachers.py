@@ -27,7 +27,9 @@ Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one th
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
 objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
-(AMTML-KD, with multi-group hints), ``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
+(AMTML-KD, with multi-group hints; its per-sample weights learn from the labels; ``adaptive-no-hints`` without the
+hints, ``adaptive-kl`` with weights learned through the distillation loss, as in the paper, so without labels),
+``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
 per-teacher losses summed); ``relative similarity`` (You et al. 2017). Protocol: each method tries the
 ``--temperatures`` (τ 2 and 4) and the ``--alphas`` (for the student alone, one run) on the first seed and keeps
 the best on validation; the chosen configuration then runs with the other seeds. With ``--sweep-seeds all`` every
@@ -117,6 +119,11 @@ METHODS: dict[str, dict[str, Any]] = {
     "adaptive": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {
         "name": "adaptive", "params": {"feature": "stage3", "hint_weight": 0.5,
                                        "hints": [{"student": "stage3"}]}}},  # + the teachers' LAST_HIDDEN
+    "adaptive-no-hints": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {
+        "name": "adaptive", "params": {"feature": "stage3"}}},  # its per-sample weights alone
+    "adaptive-kl": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {
+        "name": "adaptive", "params": {"feature": "stage3", "hint_weight": 0.5, "learn": "distillation",
+                                       "hints": [{"student": "stage3"}]}}},  # weights learned without the labels
     "reinforced": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "reinforced"}},
     "domain": {"method": "multi-teacher", "params": {"alpha": ALPHA}, "weighting": {"name": "domain"}},
     "voting": {"method": "multi-teacher", "params": {"alpha": ALPHA, "combine": "vote"},
