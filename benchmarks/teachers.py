@@ -101,8 +101,8 @@ architectures on overlapping halves, every class seen by every teacher; ``disjoi
 thirds, so that each teacher is weaker and their ensemble further above its best member; ``two-cnn``: the
 complementary set without its MLP (two CNNs of different widths on overlapping halves); ``whole``: its three
 architectures on the whole training split, as in Hinton et al.'s ensembles; ``shards``: four CNNs of different
-widths and depths on disjoint quarters, as when each party trains a teacher on its own data (each teacher weaker,
-their ensemble further above the best of them). Three stages for the
+widths and depths on disjoint quarters, as when each party trains a teacher on its own data (each teacher
+weaker). Three stages for the
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
