@@ -6,23 +6,23 @@
                           [--student small] [--teacher-set expert]
                           [--set KEY=VALUE]
 
-Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test
-images). Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and
-reused by every run: a CNN on the first half of the (seeded) shuffled samples, an MLP on the second half, and
-a smaller CNN on the classes 0-6 only (an expert that never saw sneakers, bags or ankle boots); with
-``--teacher-set complementary`` the third is a smaller CNN on the middle half of the samples instead, so that
-every teacher knows every class and the ensemble can be better than its best member; with ``--teacher-set
-disjoint`` the same three architectures learn disjoint thirds; with ``--teacher-set two-cnn`` the complementary
-set's two CNNs alone, with ``whole`` its three architectures on all the samples, with ``shards`` four CNNs of
-different widths and depths on disjoint quarters. ``--teacher-jitter`` shifts
-the teachers' training images by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One
-small CNN student (6.3k parameters; ``--student medium``: 72.7k, the architecture of the complementary set's
-teacher1); with ``--student-limit`` it learns from the first N training images instead of ``--limit``, so that
-the images after ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never
-learned; ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``)
-it skips that many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image
-it learns from is new to every teacher: the teachers were trained on other data, as when a model is distilled
-on a transfer set of its own.
+Fashion-MNIST (the first ``--limit`` training images, 10% of them held out for validation; the 10,000 test images).
+Three heterogeneous teachers, each trained once (seed 0) on its own part of the training split and reused by every
+run: a CNN on the first half of the (seeded) shuffled samples, an MLP on the second half, and a smaller CNN on the
+classes 0-6 only (an expert that never saw sneakers, bags or ankle boots); with ``--teacher-set complementary`` the
+third is a smaller CNN on the middle half of the samples instead, so that every teacher knows every class and the
+ensemble can be better than its best member; with ``--teacher-set disjoint`` the same three architectures learn
+disjoint thirds; with ``--teacher-set two-cnn`` the complementary set's two CNNs alone, with ``whole`` its three
+architectures on all the samples, with ``shards`` four CNNs of different widths and depths on disjoint quarters,
+with ``eighths`` the same four twice on disjoint eighths. ``--teacher-jitter`` shifts the teachers' training images
+by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student (6.3k
+parameters; ``--student medium``: 72.7k, the architecture of the complementary set's teacher1); with
+``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
+``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never learned;
+``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``) it skips that
+many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image it learns from is
+new to every teacher: the teachers were trained on other data, as when a model is distilled on a transfer set of its
+own.
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
@@ -64,6 +64,12 @@ SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_dec
 """The knowledge table's optimizer (`mentor bench knowledge`): with Adam (lr 0.002 / 0.005) these CNNs
 under-fitted (cnn-small at 69%, the student alone at 75% after 8-10 epochs)."""
 TEACHER_TRAIN = {"epochs": 10, "batch_size": 128, "scheduler": {"name": "cosine"}, "optimizer": SGD}
+_SHARD_TEACHERS: list[dict[str, Any]] = [
+    {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}},
+    {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}},
+    {"model": "cnn", "options": {"channels": [24, 48, 96], "depth": 1}},
+    {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 1}},
+]
 TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
     "expert": [
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
@@ -84,12 +90,10 @@ TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
     ],
-    "shards": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.25}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.5}},
-        {"model": "cnn", "options": {"channels": [24, 48, 96], "depth": 1}, "subset": {"start": 0.5, "stop": 0.75}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 1}, "subset": {"start": 0.75, "stop": 1.0}},
-    ],
+    "shards": [{**teacher, "subset": {"start": index / 4, "stop": (index + 1) / 4}}
+               for index, teacher in enumerate(_SHARD_TEACHERS)],
+    "eighths": [{**teacher, "subset": {"start": index / 8, "stop": (index + 1) / 8}}
+                for index, teacher in enumerate(_SHARD_TEACHERS * 2)],
     "disjoint": [
         {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1 / 3}},
         {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 1 / 3, "stop": 2 / 3}},
@@ -102,7 +106,7 @@ thirds, so that each teacher is weaker and their ensemble further above its best
 complementary set without its MLP (two CNNs of different widths on overlapping halves); ``whole``: its three
 architectures on the whole training split, as in Hinton et al.'s ensembles; ``shards``: four CNNs of different
 widths and depths on disjoint quarters, as when each party trains a teacher on its own data (each teacher
-weaker). Three stages for the
+weaker); ``eighths``: the same four architectures twice, on disjoint eighths. Three stages for the
 CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] student) stayed at 77-78% on these
 10,800 images after 10 epochs."""
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
@@ -345,7 +349,7 @@ def write(args: argparse.Namespace, teachers: list[dict[str, Any]], seeds: list[
 
 
 def _count(number: int) -> str:
-    return {2: "Two", 3: "Three", 4: "Four"}.get(number, str(number))
+    return {2: "Two", 3: "Three", 4: "Four", 8: "Eight"}.get(number, str(number))
 
 
 def _pool(args: argparse.Namespace) -> str:
