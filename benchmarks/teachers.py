@@ -64,41 +64,27 @@ SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_dec
 """The knowledge table's optimizer (`mentor bench knowledge`): with Adam (lr 0.002 / 0.005) these CNNs
 under-fitted (cnn-small at 69%, the student alone at 75% after 8-10 epochs)."""
 TEACHER_TRAIN = {"epochs": 10, "batch_size": 128, "scheduler": {"name": "cosine"}, "optimizer": SGD}
-_SHARD_TEACHERS: list[dict[str, Any]] = [
-    {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}},
-    {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}},
-    {"model": "cnn", "options": {"channels": [24, 48, 96], "depth": 1}},
-    {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 1}},
-]
+CNN_LARGE: dict[str, Any] = {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}}
+CNN_MIDDLE: dict[str, Any] = {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}}
+MLP: dict[str, Any] = {"model": "mlp-medium"}
+SHARD_ARCHITECTURES = [CNN_LARGE, CNN_MIDDLE, {"model": "cnn", "options": {"channels": [24, 48, 96], "depth": 1}},
+                       {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 1}}]
+
+
+def _on(architecture: dict[str, Any], start: float, stop: float) -> dict[str, Any]:
+    """A teacher of ``architecture`` on the fractions ``start`` to ``stop`` of the (seeded) shuffled samples."""
+    return {**architecture, "subset": {"start": start, "stop": stop}}
+
+
 TEACHER_SETS: dict[str, list[dict[str, Any]]] = {
-    "expert": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
-        {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64]}, "subset": {"classes": [0, 1, 2, 3, 4, 5, 6]}},
-    ],
-    "complementary": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
-        {"model": "mlp-medium", "subset": {"start": 0.5, "stop": 1.0}},
-    ],
-    "whole": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1.0}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.0, "stop": 1.0}},
-        {"model": "mlp-medium", "subset": {"start": 0.0, "stop": 1.0}},
-    ],
-    "two-cnn": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 0.5}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 0.25, "stop": 0.75}},
-    ],
-    "shards": [{**teacher, "subset": {"start": index / 4, "stop": (index + 1) / 4}}
-               for index, teacher in enumerate(_SHARD_TEACHERS)],
-    "eighths": [{**teacher, "subset": {"start": index / 8, "stop": (index + 1) / 8}}
-                for index, teacher in enumerate(_SHARD_TEACHERS * 2)],
-    "disjoint": [
-        {"model": "cnn", "options": {"channels": [32, 64, 128], "depth": 2}, "subset": {"start": 0.0, "stop": 1 / 3}},
-        {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}, "subset": {"start": 1 / 3, "stop": 2 / 3}},
-        {"model": "mlp-medium", "subset": {"start": 2 / 3, "stop": 1.0}},
-    ],
+    "expert": [_on(CNN_LARGE, 0.0, 0.5), _on(MLP, 0.5, 1.0),
+               {"model": "cnn", "options": {"channels": [16, 32, 64]}, "subset": {"classes": [0, 1, 2, 3, 4, 5, 6]}}],
+    "complementary": [_on(CNN_LARGE, 0.0, 0.5), _on(CNN_MIDDLE, 0.25, 0.75), _on(MLP, 0.5, 1.0)],
+    "whole": [_on(CNN_LARGE, 0.0, 1.0), _on(CNN_MIDDLE, 0.0, 1.0), _on(MLP, 0.0, 1.0)],
+    "two-cnn": [_on(CNN_LARGE, 0.0, 0.5), _on(CNN_MIDDLE, 0.25, 0.75)],
+    "shards": [_on(teacher, index / 4, (index + 1) / 4) for index, teacher in enumerate(SHARD_ARCHITECTURES)],
+    "eighths": [_on(teacher, index / 8, (index + 1) / 8) for index, teacher in enumerate(SHARD_ARCHITECTURES * 2)],
+    "disjoint": [_on(CNN_LARGE, 0.0, 1 / 3), _on(CNN_MIDDLE, 1 / 3, 2 / 3), _on(MLP, 2 / 3, 1.0)],
 }
 """``expert``: a CNN and an MLP on the two halves and a CNN that never saw classes 7-9; ``complementary``: three
 architectures on overlapping halves, every class seen by every teacher; ``disjoint``: the same three on disjoint
@@ -112,7 +98,7 @@ CNNs, as the knowledge table's pair: two-stage CNNs (cnn-small, a [8, 16] studen
 LAST_HIDDEN = {"cnn": "stage3", "mlp-medium": "act2"}  # where the adaptive weighting's hints read each teacher
 STUDENTS: dict[str, dict[str, Any]] = {
     "small": {"model": "cnn", "options": {"channels": [8, 16, 32], "depth": 1}},  # the knowledge table's student
-    "medium": {"model": "cnn", "options": {"channels": [16, 32, 64], "depth": 2}},  # the middle teachers' size
+    "medium": CNN_MIDDLE,  # the middle teachers' architecture
 }
 TEMPERATURES = [2.0, 4.0]
 ALPHA = 0.7
