@@ -22,7 +22,8 @@ parameters; ``--student medium``: 72.7k, the architecture of the complementary s
 ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``) it skips that
 many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image it learns from is
 new to every teacher: the teachers were trained on other data, as when a model is distilled on a transfer set of its
-own.
+own; adding ``--student-limit 48000`` makes that transfer set the whole rest of the training split (four times as
+many images).
 Every run is a separate ``mentor run`` process, ``--jobs`` at a time with one thread each.
 
 Rows: the student alone; KD from the best single teacher (best by validation accuracy); the multi-teacher
@@ -221,7 +222,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--limit", type=int, default=12_000, help="training (and test) images used")
     parser.add_argument("--student-limit", type=int, default=None, metavar="N",
-                        help="the students learn from the first N training images (default: --limit)")
+                        help="the students learn from N training images (after --student-offset; default: --limit)")
     parser.add_argument("--student-offset", type=int, default=0, metavar="N",
                         help="the students skip the first N training images (N = --limit: none a teacher saw)")
     parser.add_argument("--student", choices=sorted(STUDENTS), default="small",
