@@ -17,7 +17,7 @@ architectures on all the samples, with ``shards`` four CNNs of different widths 
 with ``eighths`` the same four twice on disjoint eighths. ``--teacher-jitter`` shifts the teachers' training images
 by up to that many pixels (stronger teachers with more ``--teacher-epochs``). One small CNN student (6.3k
 parameters; ``--student medium``: 72.7k, the architecture of the complementary set's teacher1); with
-``--student-limit`` it learns from the first N training images instead of ``--limit``, so that the images after
+``--student-limit`` it learns from N training images instead of ``--limit``, so that the images after
 ``--limit`` are new to every teacher (there the teachers' targets are predictions on images they never learned;
 ``mentor bench teacher_targets`` compares the two kinds); with ``--student-offset`` (``data.offset``) it skips that
 many training images first, so that with ``--student-offset 12000`` (the ``--limit``) every image it learns from is
@@ -30,8 +30,8 @@ Rows: the student alone; KD from the best single teacher (best by validation acc
 objective with the ``uniform``, ``fixed`` (weights = the teachers' validation accuracies), ``adaptive``
 (AMTML-KD, with multi-group hints; its per-sample weights learn from the labels; ``adaptive-no-hints`` without the
 hints, ``adaptive-kl`` with weights learned through the distillation loss, as in the paper, so without labels),
-``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights,
-per-teacher losses summed); ``relative similarity`` (You et al. 2017). Protocol: each method tries the
+``reinforced`` and ``domain`` weightings; ``voting`` (uniform weights, per-teacher losses summed); ``relative
+similarity`` (You et al. 2017). Protocol: each method tries the
 ``--temperatures`` (τ 2 and 4) and the ``--alphas`` (for the student alone, one run) on the first seed and keeps
 the best on validation; the chosen configuration then runs with the other seeds. With ``--sweep-seeds all`` every
 configuration runs with every seed and the choice is the best mean validation accuracy over the seeds (each seed
